@@ -1,0 +1,48 @@
+"""MS-ResNet backbones with one attention slot, built by name.
+
+>>> from dta.models import create_model, list_models
+>>> list_models()
+['ms_resnet18', 'ms_resnet34']
+>>> net = create_model("ms_resnet18", attention="dta", T=6, num_classes=10)
+
+Input ``[T, B, C, H, W]`` (see :func:`repeat_static` for static images),
+output ``[T, B, num_classes]``; the prediction is the mean over T.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..registry import Registry
+
+_MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+
+
+def register_model(name: str):
+    """Decorator: register a keyword-only model builder under ``name``."""
+    return _MODELS.register(name)
+
+
+def create_model(
+    name: str, *, attention: str, T: int, num_classes: int, in_channels: int = 3, width: int = 64
+) -> nn.Module:
+    """Build model ``name`` with the attention method ``attention`` in its encoding slot.
+
+    ``width`` is the stem width; every stage scales with it (64 is the paper's
+    network, 16 the CPU-sized network of the embedded defaults).
+    """
+    return _MODELS.get(name)(
+        attention=attention, T=T, num_classes=num_classes, in_channels=in_channels, width=width
+    )
+
+
+def list_models() -> list[str]:
+    """Registered model names."""
+    return _MODELS.names()
+
+
+from .ms_resnet import MSBlock, MSResNet, repeat_static  # noqa: E402  (registers builders)
+
+__all__ = ["MSBlock", "MSResNet", "create_model", "list_models", "register_model", "repeat_static"]

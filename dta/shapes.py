@@ -1,0 +1,46 @@
+"""Shape and layout checks shared by attention blocks, models and measurement.
+
+Every tensor in dta-bench is time-first ``[T, B, ...]``. A wrong rank, a
+``[B, T, ...]`` layout, a T other than the one a block was built for, or a
+wrong channel count is a ``ValueError`` that names what was expected and what
+was received.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_sequence(
+    x: torch.Tensor,
+    *,
+    where: str,
+    ndim: int = 5,
+    T: int | None = None,
+    channels: int | None = None,
+    layout: str = "[T, B, C, H, W]",
+) -> None:
+    """Validate a time-first tensor; raise ``ValueError`` with a fix-it message."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: expected a torch.Tensor {layout}, got {type(x).__name__}")
+    if x.dim() != ndim:
+        raise ValueError(
+            f"{where}: expected a {ndim}-D tensor {layout}, received shape {tuple(x.shape)} "
+            f"({x.dim()}-D)"
+        )
+    if T is not None and x.shape[0] != T:
+        hint = ""
+        if x.shape[1] == T:
+            hint = (
+                f"; dimension 1 equals T={T}, so this looks like the [B, T, ...] layout: "
+                "use x.transpose(0, 1) to make it time-first"
+            )
+        raise ValueError(
+            f"{where}: built for T={T} time steps, expected {layout} with shape[0]={T}, "
+            f"received shape {tuple(x.shape)}{hint}"
+        )
+    if channels is not None and x.shape[2] != channels:
+        raise ValueError(
+            f"{where}: expected {channels} channels at dimension 2 of {layout}, "
+            f"received shape {tuple(x.shape)} with {x.shape[2]} channels"
+        )

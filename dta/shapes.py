@@ -44,3 +44,16 @@ def check_sequence(
             f"{where}: expected {channels} channels at dimension 2 of {layout}, "
             f"received shape {tuple(x.shape)} with {x.shape[2]} channels"
         )
+
+
+def check_time_first(x: torch.Tensor, *, where: str, T: int | None = None) -> None:
+    """Validate any time-first input ``[T, B, ...]`` (rank >= 3)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: expected a torch.Tensor [T, B, ...], got {type(x).__name__}")
+    if x.dim() < 3:
+        raise ValueError(
+            f"{where}: expected a time-first tensor [T, B, ...] of rank >= 3, received shape "
+            f"{tuple(x.shape)}; repeat a static batch over time with dta.models.repeat_static"
+        )
+    if T is not None and x.shape[0] != T:
+        check_sequence(x, where=where, ndim=x.dim(), T=T, layout="[T, B, ...]")

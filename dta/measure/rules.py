@@ -1,0 +1,248 @@
+"""The rule table: how each ATen operator is counted.
+
+Op kinds (what a count means):
+
+``ac``
+    An accumulate (an addition). Synaptic layers (convolutions, linear layers,
+    matrix products) whose input is a spike tensor count their *effective*
+    ACs here; element-wise additions, subtractions and the sums inside means
+    and average pools count one AC per addition.
+``mac``
+    A multiply-accumulate. Synaptic layers with real-valued input count their
+    effective MACs here; real x real element-wise products, products by a
+    real scalar, the scale of a mean / average pool and unfolded BatchNorm
+    (one fused multiply-add per element) count one MAC each.
+``other``
+    Everything that is neither: sigmoid, GELU, tanh, exp, division, ReLU and
+    comparisons (max-pool, max), softmax. One per output element, or per
+    comparison for reductions.
+``select``
+    A product with a spike tensor (every element in {0, 1}): a gate that
+    passes or zeroes a value, no arithmetic. Counted, priced by the energy model.
+
+Spike tensor: every element is 0 or 1 (``bool`` or floating), the rule of
+spikingjelly's ``op_counter`` (``is_binary_tensor``).
+
+Effective counts (NeuroBench's Effective_ACs): the layer run on the nonzero
+indicator of its input with every nonzero weight set to 1 and no bias,
+summed. We compute it as ``indicator(x) . F`` where ``F`` (the fan-out of each
+input element, a property of the layer) comes from the adjoint of the
+operator, so it is exact at borders and for stride, dilation and groups.
+Dense MACs use fvcore's convention: output elements x (C_in / groups) x kernel.
+
+Data movement (views, copies, padding, concatenation, dtype casts) is free
+and listed in ``FREE_OPS``. Any other operator is reported as *unsupported*;
+nothing is silently counted as zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+aten = torch.ops.aten
+
+KINDS = ("ac", "mac", "other", "select")
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x if x.is_floating_point() else x.to(torch.float32)
+
+
+def indicator(x: torch.Tensor) -> torch.Tensor:
+    """Float indicator of the nonzero elements (``sign(|x|)``: float kernels, no bool pass)."""
+    return _as_float(x).abs().sign()
+
+
+def is_binary(x: torch.Tensor, ind: torch.Tensor | None = None) -> torch.Tensor:
+    """0-d bool tensor: every element of ``x`` is 0 or 1 (no host sync).
+
+    Exact: ``x`` is binary iff ``x - indicator(x)`` is zero everywhere. ``ind``
+    (``indicator(x)``), when the caller has it, saves two passes.
+    """
+    if x.dtype == torch.bool:
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    if x.numel() == 0:
+        return torch.zeros((), dtype=torch.bool, device=x.device)
+    xf = _as_float(x)
+    if ind is None:
+        ind = indicator(xf)
+    low, high = torch.aminmax(xf - ind)
+    return (low == 0) & (high == 0)
+
+
+def active_counts(ind: torch.Tensor, groups: int) -> torch.Tensor:
+    """``[groups, features]`` float64 counts of nonzero rows per feature.
+
+    ``ind`` is the ``[N, ...]`` indicator; its N rows are summed in ``groups``
+    equal consecutive blocks (``groups=T`` for a time-major ``[T*B, ...]``
+    input). Counts are at most N, exact in float32, then widened for the dot
+    product with the fan-out so sums of up to 2**53 stay exact.
+    """
+    n = ind.shape[0]
+    return ind.reshape(groups, n // groups, -1).sum(1).to(torch.float64)
+
+
+# ---------------------------------------------------------------------------
+# Fan-out vectors (cached by the counter: they depend on weights and shapes only)
+
+
+def conv_fanout(x_shape, weight, stride, padding, dilation, transposed, output_padding, groups):
+    """``F`` of shape ``x_shape[1:]``: how many (output, nonzero-weight) pairs each input feeds.
+
+    ``sum(conv(x, w != 0)) == (x * F).sum()`` for every ``x``: ``F`` is the
+    adjoint operator (a transposed convolution for a convolution and vice
+    versa) applied to a tensor of ones shaped like one output sample.
+    """
+    mask = (weight != 0).to(torch.float64)
+    d = weight.dim() - 2
+    in_spatial = list(x_shape[2:])
+    k = list(weight.shape[2:])
+    if transposed:
+        out_spatial = [
+            (i - 1) * s - 2 * p + dl * (kk - 1) + op + 1
+            for i, s, p, dl, kk, op in zip(in_spatial, stride, padding, dilation, k, output_padding)
+        ]
+        ones = torch.ones((1, weight.shape[1] * groups, *out_spatial), dtype=torch.float64,
+                          device=weight.device)
+        fan = _conv(d)(ones, mask, None, stride, padding, dilation, groups)
+    else:
+        out_spatial = [
+            (i + 2 * p - dl * (kk - 1) - 1) // s + 1
+            for i, s, p, dl, kk in zip(in_spatial, stride, padding, dilation, k)
+        ]
+        # output_padding recovers the input size lost to the forward's floor division
+        adj_pad = [
+            i - ((o - 1) * s - 2 * p + dl * (kk - 1) + 1)
+            for i, o, s, p, dl, kk in zip(in_spatial, out_spatial, stride, padding, dilation, k)
+        ]
+        ones = torch.ones((1, weight.shape[0], *out_spatial), dtype=torch.float64,
+                          device=weight.device)
+        fan = _convt(d)(ones, mask, None, stride, padding, adj_pad, groups, dilation)
+    return fan[0]
+
+
+def _conv(d: int) -> Callable:
+    return {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
+            3: torch.nn.functional.conv3d}[d]
+
+
+def _convt(d: int) -> Callable:
+    return {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
+            3: torch.nn.functional.conv_transpose3d}[d]
+
+
+def conv_dense_macs(x_shape, weight, out_shape, transposed) -> int:
+    """fvcore's convention: MACs = output elements x (C_in / groups) x kernel elements."""
+    kernel = math.prod(weight.shape[2:])
+    if transposed:  # each input element meets C_out/groups x kernel weights
+        return math.prod(x_shape) * weight.shape[1] * kernel
+    return math.prod(out_shape) * weight.shape[1] * kernel
+
+
+# ---------------------------------------------------------------------------
+# Operator classes
+
+
+#: Operators that only move or re-view data.
+FREE_OPS = frozenset(
+    getattr(aten, name)
+    for name in (
+        "view", "_unsafe_view", "reshape", "_reshape_alias", "transpose", "permute", "t",
+        "expand", "expand_as", "unsqueeze", "squeeze", "select", "slice", "alias", "detach",
+        "clone", "contiguous", "_to_copy", "to", "copy_", "copy", "empty", "empty_like",
+        "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like",
+        "fill_", "zero_", "new_empty", "new_zeros", "new_ones", "new_full", "lift_fresh",
+        "lift_fresh_copy", "cat", "stack", "split", "split_with_sizes", "chunk", "unbind",
+        "narrow", "as_strided", "flatten", "unflatten", "constant_pad_nd", "repeat",
+        "view_as", "_local_scalar_dense", "scalar_tensor", "arange", "index_select",
+        "gather", "flip", "roll", "randn", "rand", "randint", "normal_", "uniform_",
+        "bernoulli_", "set_", "resize_", "_has_compatible_shallow_copy_type", "item",
+        "is_same_size", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
+        "_index_put_impl_", "squeeze_", "unsqueeze_", "as_strided_", "detach_",
+    )
+    if hasattr(aten, name)
+)
+
+#: One ``ac`` per output element.
+ADD_OPS = frozenset(getattr(aten, n) for n in ("add", "add_", "sub", "sub_", "rsub"))
+#: One ``mac`` per output element (``select`` when one factor is a spike tensor).
+MUL_OPS = frozenset(getattr(aten, n) for n in ("mul", "mul_"))
+#: One ``other`` per output element.
+OTHER_OPS = frozenset(
+    getattr(aten, n)
+    for n in (
+        "sigmoid", "sigmoid_", "tanh", "tanh_", "gelu", "gelu_", "silu", "silu_", "exp",
+        "exp_", "log", "sqrt", "rsqrt", "erf", "pow", "reciprocal", "relu", "relu_",
+        "threshold", "clamp", "clamp_", "clamp_min", "clamp_max", "hardtanh", "hardtanh_",
+        "abs", "neg", "sign", "ge", "gt", "le", "lt", "eq", "ne", "maximum", "minimum",
+        "_softmax", "_log_softmax", "softplus", "leaky_relu", "leaky_relu_", "elu", "where",
+        "heaviside", "logical_and", "logical_or", "logical_not", "bitwise_and",
+        "bitwise_or", "masked_fill", "masked_fill_",
+    )
+    if hasattr(aten, n)
+)
+DIV_OPS = frozenset(getattr(aten, n) for n in ("div", "div_"))
+#: Sums along dims: (in - out) additions.
+SUM_OPS = frozenset(getattr(aten, n) for n in ("sum",))
+MEAN_OPS = frozenset(getattr(aten, n) for n in ("mean",))
+#: Comparisons along dims: (in - out) comparisons, kind ``other``.
+MAX_REDUCE_OPS = frozenset(getattr(aten, n) for n in ("max", "amax", "min", "amin", "argmax"))
+AVG_POOL_OPS = frozenset(
+    getattr(aten, n)
+    for n in ("avg_pool1d", "avg_pool2d", "avg_pool3d", "_adaptive_avg_pool2d",
+              "_adaptive_avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+              "adaptive_avg_pool3d")
+    if hasattr(aten, n)
+)
+MAX_POOL_OPS = frozenset(
+    getattr(aten, n)
+    for n in ("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices",
+              "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d",
+              "adaptive_max_pool3d")
+    if hasattr(aten, n)
+)
+BATCH_NORM_OPS = frozenset(
+    getattr(aten, n)
+    for n in ("native_batch_norm", "_native_batch_norm_legit",
+              "_native_batch_norm_legit_no_training", "_native_batch_norm_legit_functional",
+              "batch_norm", "cudnn_batch_norm", "miopen_batch_norm", "native_layer_norm",
+              "native_group_norm")
+    if hasattr(aten, n)
+)
+CONV_OPS = frozenset(getattr(aten, n) for n in ("convolution", "_convolution"))
+MATMUL_OPS = frozenset(getattr(aten, n) for n in ("mm", "addmm", "bmm", "baddbmm"))
+
+
+def out_numel(out) -> int:
+    if isinstance(out, torch.Tensor):
+        return out.numel()
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0].numel()
+    return 0
+
+
+def first_tensor(out) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for item in out:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def reduction_inputs(func, args) -> int:
+    """Number of input elements of a reduction or pooling op."""
+    x = args[0]
+    return x.numel() if isinstance(x, torch.Tensor) else 0
+
+
+def pool_window(in_shape, out_shape) -> int:
+    """Elements per window of an (adaptive) pool: prod(ceil(in / out)) over spatial dims."""
+    window = 1
+    for i, o in zip(in_shape, out_shape):
+        window *= -(-i // max(o, 1))
+    return window

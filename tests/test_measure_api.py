@@ -1,0 +1,195 @@
+"""profile() on real models, cross-checks with spikingjelly and fvcore, robustness."""
+
+import json
+import warnings
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
+from torch import nn
+from torch.nn.modules import module as nn_module
+from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+from dta.measure import get_energy_model, list_energy_models, profile
+from dta.measure.dense import dense_reference
+from dta.models import create_model, repeat_static
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*has no spiking neurons:UserWarning")
+
+
+def synop_total(module, x):
+    counter = SynOpCounter()
+    with DispatchCounterMode([counter]):
+        module(x)
+    return counter.get_total()
+
+
+def test_agrees_with_spikingjelly_synop_counter_on_spike_conv_and_linear():
+    torch.manual_seed(0)
+    conv = layer.Conv2d(4, 8, 3, stride=2, padding=1, groups=2, bias=False, step_mode="m")
+    x = (torch.rand(3, 2, 4, 9, 9) < 0.3).float()
+    assert profile(conv, x).totals["ac"] * 2 == synop_total(conv, x)  # per sample x B
+    fc = layer.Linear(10, 6, step_mode="m")
+    s = (torch.rand(3, 2, 10) < 0.4).float()
+    assert profile(fc, s).totals["ac"] * 2 == synop_total(fc, s)
+
+
+def test_zero_weights_are_where_the_definitions_differ():
+    # spikingjelly's SynOpCounter counts every weight a spike meets; NeuroBench's
+    # effective ACs (ours) skip zero weights. The gap is exactly those uses.
+    torch.manual_seed(1)
+    fc = layer.Linear(10, 6, step_mode="m")
+    with torch.no_grad():
+        fc.weight[:, :3] = 0
+    s = (torch.rand(3, 2, 10) < 0.4).float()
+    gap = synop_total(fc, s) - profile(fc, s).totals["ac"] * 2
+    assert gap == s[..., :3].sum().item() * 6
+
+
+class ReleasedTNA(nn.Module):
+    """T-NA as released (in_planes=T*C, kernel_size=7), rebuilt from its description."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.encoding = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU())
+        self.ltca = nn.Sequential(nn.Conv2d(dim, dim, 5, padding=2, groups=dim),
+                                  nn.Conv2d(dim, dim, 1, groups=dim, dilation=3),
+                                  nn.Conv2d(dim, dim, 1))
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        hidden = dim // max(dim // 16, 4)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(),
+                                 nn.Linear(hidden, dim, bias=False))
+        self.decoding = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x):
+        u = self.encoding(x)
+        g = self.mlp(self.gap(u).flatten(1))[..., None, None]
+        return self.decoding(g * self.ltca(u) * u) + x
+
+
+def test_dense_count_of_tna_equals_fvcore_on_released_module():
+    from fvcore.nn import FlopCountAnalysis
+
+    released = ReleasedTNA(6 * 64)
+    assert sum(p.numel() for p in released.parameters()) == 466_560
+    plain = FlopCountAnalysis(released, torch.rand(1, 384, 32, 32))
+    plain.unsupported_ops_warnings(False)
+    # 3 pointwise convs 3 x 384*384*1024 + depthwise 5x5 384*25*1024 + dilated 1x1
+    # 384*1024 + GAP 384*1024 + MLP 2 x 384*16 = 463,613,952
+    assert plain.total() == 463_613_952
+
+    net = create_model("ms_resnet18", attention="dta", T=6, num_classes=10, width=64)
+    ref = dense_reference(net, repeat_static(torch.rand(1, 3, 32, 32), 6))
+    fvcore_part, missed = ref.module("attention.tna")
+    assert fvcore_part == 463_613_952
+    # what fvcore misses in T-NA: GELU 384*1024, two products 2 x 384*1024,
+    # the shortcut add 384*1024 = 1,572,864, and the GTCA ReLU (16)
+    assert missed == 4 * 384 * 1024 + 16
+    txa_fvcore, txa_added = ref.module("attention.txa")
+    assert txa_fvcore == 0  # plain fvcore counts nothing for T-XA ('same'-padded convs)
+    # conv_t 6x64 outputs x 6 x 3 + conv_c 64x6 outputs x 64 x 6 = 154,368, plus elementwise
+    assert ref.by_operator["+conv(padding=str)"] == 154_368
+    assert txa_added > 154_368
+    assert ref.by_operator["+neuron:lif"] > 0 and ref.unsupported == {}
+
+
+def test_effective_and_dense_agree_for_dense_real_input():
+    # A 1x1 conv on a dense real input: every MAC is effective.
+    conv = layer.Conv2d(3, 5, 1, bias=False, step_mode="m")
+    x = torch.rand(2, 1, 3, 4, 4) + 0.1
+    r = profile(conv, x)
+    assert r.totals["mac"] == r.totals["dense_macs"] == 2 * 5 * 3 * 16
+
+
+def test_works_on_spikingjelly_model_zoo():
+    from spikingjelly.activation_based import neuron
+    from spikingjelly.activation_based.model import spiking_resnet
+
+    net = spiking_resnet.spiking_resnet18(spiking_neuron=neuron.IFNode, num_classes=10)
+    functional.set_step_mode(net, "m")
+    x = torch.rand(2, 1, 3, 32, 32) * 5  # strong enough to make the untrained net spike
+    r = profile(net, x)
+    assert r.totals["mac"] > 0 and r.totals["ac"] > 0  # encoding MACs, spike-driven ACs
+    assert r.meta["components"]["encoding"] == ["conv1"]
+    assert r.totals["neuron_updates"] > 0 and 0 < r.totals["firing_rate"] < 1
+    assert r.unsupported == {}
+
+
+def test_model_without_neurons_reports_macs_and_warns():
+    net = nn.Sequential(layer.Conv2d(3, 4, 3, padding=1, step_mode="m"),
+                        layer.Linear(4 * 8 * 8, 2, step_mode="m"))
+    net[1].forward = lambda x, f=net[1].forward: f(x.flatten(2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = profile(net, torch.randn(2, 1, 3, 8, 8))
+    assert any("no spiking neurons" in str(w.message) for w in caught)
+    assert r.totals["ac"] == 0 and r.totals["mac"] > 0 and r.totals["neuron_updates"] == 0
+
+
+def test_bad_inputs_are_clear_errors():
+    net = create_model("ms_resnet18", attention="none", T=4, num_classes=10, in_channels=1, width=8)
+    x = repeat_static(torch.rand(2, 1, 8, 8), 4).clone()
+    x[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        profile(net, x)
+    with pytest.raises(ValueError, match=r"\[B, T, \.\.\.\] layout"):
+        profile(net, torch.rand(3, 4, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"time-first tensor \[T, B, \.\.\.\]"):
+        profile(net, torch.rand(1, 8))
+    with pytest.raises(KeyError, match="known energy models: horowitz45-fp32"):
+        profile(net, repeat_static(torch.rand(2, 1, 8, 8), 4), energy_model="nope")
+
+
+class Boom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = layer.Conv2d(1, 1, 1, step_mode="m")
+
+    def forward(self, x):
+        self.conv(x)
+        raise RuntimeError("boom")
+
+
+def test_hooks_and_mode_are_removed_when_forward_raises():
+    before_pre = len(nn_module._global_forward_pre_hooks)
+    before_post = len(nn_module._global_forward_hooks)
+    with pytest.raises(RuntimeError, match="boom"):
+        profile(Boom(), torch.rand(1, 1, 1, 2, 2))
+    assert len(nn_module._global_forward_pre_hooks) == before_pre
+    assert len(nn_module._global_forward_hooks) == before_post
+    assert len(_get_current_dispatch_mode_stack()) == 0
+
+
+def test_measuring_twice_gives_identical_counts_and_json_round_trips(tmp_path):
+    net = create_model("ms_resnet18", attention="dta", T=4, num_classes=10, in_channels=1, width=8)
+    x = repeat_static(torch.rand(4, 1, 8, 8), 4)
+    a, b = profile(net, x), profile(net, x)
+    assert a.to_dict() == b.to_dict()
+    path = tmp_path / "r.json"
+    a.to_json(path)
+    loaded = json.loads(path.read_text())
+    assert loaded["totals"]["ac"] == a.totals["ac"]
+    assert {r["component"] for r in loaded["per_step"]} == {"encoding", "attention", "backbone", "neurons"}
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temp file
+
+
+def test_dta_attention_energy_is_split_out():
+    net = create_model("ms_resnet18", attention="dta", T=4, num_classes=10, in_channels=1, width=8)
+    r = profile(net, repeat_static(torch.rand(4, 1, 8, 8), 4))
+    by = r.totals["energy_uj_by_component"]
+    assert by["attention"] > 0 and by["encoding"] > 0 and by["neurons"] > 0
+    assert r.totals["attention_share"] == pytest.approx(by["attention"] / r.totals["energy_uj"])
+    assert set(r.totals["energy_uj_by_model"]) == set(list_energy_models())
+    # the attention block of DTA is real-valued arithmetic: its MACs dominate its ACs
+    attn = r.totals["by_component"]["attention"]
+    assert attn["mac"] > attn["ac"]
+
+
+def test_energy_models_cite_sources():
+    for name in list_energy_models():
+        em = get_energy_model(name)
+        assert em.source and em.e_mac > 0 and em.e_ac > 0
+    assert get_energy_model("horowitz45-fp32").e_mac == 4.6
+    assert get_energy_model("horowitz45-fp16").e_ac == 0.4
+    assert get_energy_model("horowitz45-int8").e_mac == 0.23

@@ -1,0 +1,194 @@
+"""Op counts against numbers computed by hand and by independent brute force."""
+
+import itertools
+
+import pytest
+import torch
+from spikingjelly.activation_based import layer, neuron
+from torch import nn
+
+from dta.measure import profile
+from dta.neuron import faithful_lif
+
+
+def brute_force_effective(x, w, stride, padding, groups):
+    """Effective ops of a 2-D conv by explicit loops: nonzero input x nonzero weight pairs."""
+    n, c_in, h, wd = x.shape
+    c_out, c_per_group, kh, kw = w.shape
+    oh = (h + 2 * padding - kh) // stride + 1
+    ow = (wd + 2 * padding - kw) // stride + 1
+    out_per_group = c_out // groups
+    total = 0
+    for b, o, i, j in itertools.product(range(n), range(c_out), range(oh), range(ow)):
+        g = o // out_per_group
+        for c, u, v in itertools.product(range(c_per_group), range(kh), range(kw)):
+            y, z = i * stride - padding + u, j * stride - padding + v
+            if 0 <= y < h and 0 <= z < wd:
+                total += int(x[b, g * c_per_group + c, y, z] != 0 and w[o, c, u, v] != 0)
+    return total
+
+
+class Seq(nn.Module):
+    """Wrap a stateless layer so it runs on [T, B, ...] (spikingjelly's idiom)."""
+
+    def __init__(self, *mods):
+        super().__init__()
+        self.body = layer.SeqToANNContainer(*mods)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+# Single layers have no neurons; profile() rightly warns about that.
+pytestmark = pytest.mark.filterwarnings("ignore:.*has no spiking neurons:UserWarning")
+
+
+def test_conv_padding_counts_border_taps_by_hand():
+    # 3x3 all-ones spike input, 3x3 kernel, padding 1: in-bounds taps per output are
+    # 4 at the corners, 6 on the edges, 9 at the centre: 4*4 + 4*6 + 9 = 49 ACs.
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 0.5)
+    r = profile(Seq(conv), torch.ones(1, 1, 1, 3, 3))
+    assert r.totals["ac"] == 49 and r.totals["mac"] == 0
+    assert r.totals["dense_macs"] == 81  # fvcore convention: 9 outputs x 9 taps
+
+
+def test_conv_stride_and_groups_by_hand():
+    conv = nn.Conv2d(1, 1, 3, stride=2, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    # stride 2 on 3x3 keeps the four corner outputs: 4 in-bounds taps each.
+    assert profile(Seq(conv), torch.ones(1, 1, 1, 3, 3)).totals["ac"] == 16
+    grouped = nn.Conv2d(4, 4, 1, groups=4, bias=False)
+    nn.init.constant_(grouped.weight, 1.0)
+    x = torch.zeros(1, 1, 4, 2, 2)
+    x[0, 0, 1, 0, 1] = x[0, 0, 3, 1, 1] = 1  # two spikes, each feeds one output
+    assert profile(Seq(grouped), x).totals["ac"] == 2
+
+
+@pytest.mark.parametrize("stride,padding,groups", [(1, 0, 1), (1, 1, 2), (2, 1, 1), (2, 2, 4), (3, 1, 2)])
+def test_conv_matches_brute_force_with_zero_weights(stride, padding, groups):
+    torch.manual_seed(stride * 10 + padding)
+    conv = nn.Conv2d(4, 8, 3, stride=stride, padding=padding, groups=groups, bias=True)
+    with torch.no_grad():
+        conv.weight[conv.weight.abs() < 0.1] = 0  # zero weights do not count
+    spikes = (torch.rand(2, 3, 4, 7, 6) < 0.3).float()  # [T, B, C, H, W]
+    r = profile(Seq(conv), spikes)
+    expected = brute_force_effective(spikes.flatten(0, 1), conv.weight, stride, padding, groups)
+    assert r.totals["ac"] * 3 == pytest.approx(expected, abs=1e-9)  # per sample x B=3
+    real = spikes * torch.rand_like(spikes) * 3  # same nonzero pattern, real values
+    rr = profile(Seq(conv), real)
+    assert rr.totals["ac"] == 0 and rr.totals["mac"] * 3 == pytest.approx(expected, abs=1e-9)
+
+
+def test_linear_spike_and_real_inputs_by_hand():
+    fc = nn.Linear(4, 3, bias=True)
+    with torch.no_grad():
+        fc.weight.fill_(0.5)
+        fc.weight[0, 0] = 0.0  # input 0 reaches 2 outputs, inputs 1..3 reach 3
+    spikes = torch.tensor([[[1.0, 0.0, 1.0, 1.0]]])  # [T=1, B=1, 4]
+    r = profile(layer.Linear(4, 3, step_mode="m").requires_grad_(False), spikes)
+    # a fresh layer has no zero weights: 3 active inputs x 3 outputs
+    assert r.totals["ac"] == 9
+    seq = Seq(fc)
+    assert profile(seq, spikes).totals["ac"] == 2 + 3 + 3
+    real = torch.tensor([[[0.5, 0.0, -2.0, 1.5]]])
+    rr = profile(seq, real)
+    assert (rr.totals["ac"], rr.totals["mac"], rr.totals["dense_macs"]) == (0, 8, 12)
+
+
+def test_per_step_split_is_exact_and_sums_to_total():
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    x = torch.zeros(4, 2, 2, 5, 5)
+    x[1, 0, 0, 2, 2] = 1  # one interior spike at t=1 in sample 0: 9 taps x 3 outputs
+    x[3, 1, 1, 0, 0] = 1  # one corner spike at t=3 in sample 1: 4 taps x 3 outputs
+    r = profile(Seq(conv), x)
+    per_t = r.layers.groupby("t")["ac"].sum().tolist()
+    assert per_t == [0, 27 / 2, 0, 12 / 2]
+    assert sum(per_t) == r.totals["ac"]
+    assert r.totals["energy_uj"] == pytest.approx(sum(r.totals["energy_uj_per_step"]))
+
+
+class Arith(nn.Module):
+    def forward(self, x):
+        s = (x > 0).float()  # a spike tensor made in forward: 'other' (comparison)
+        a = x + 1.0  # ac
+        b = a * x  # mac (real x real)
+        c = torch.sigmoid(b) * s  # other + select
+        return c.mean(dim=(3, 4))  # ac (in - out) + mac (out)
+
+
+def test_elementwise_rule_table_by_hand():
+    x = torch.randn(2, 1, 3, 4, 4)  # 96 elements, mean over 16 -> 6 outputs
+    r = profile(Arith(), x)
+    t = r.totals
+    assert (t["ac"], t["mac"], t["other"], t["select"]) == (96 + 90, 96 + 6, 96 + 96, 96)
+    assert r.unsupported == {}
+
+
+class Odd(nn.Module):
+    def forward(self, x):
+        return torch.cumsum(x, dim=0)
+
+
+def test_ops_without_a_rule_are_reported_not_zeroed():
+    r = profile(Odd(), torch.randn(2, 1, 3))
+    assert any("cumsum" in k for k in r.unsupported)
+    assert "cumsum" in r.summary()
+
+
+def test_batchnorm_folding_option():
+    net = Seq(nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2))
+    x = torch.rand(1, 1, 1, 4, 4)
+    folded = profile(net, x)
+    assert folded.folded_bn == ["body.1"] and folded.totals["mac"] == 2 * 16
+    unfolded = profile(net, x, fold_bn=False)
+    assert unfolded.folded_bn == [] and unfolded.totals["mac"] == 2 * 16 + 2 * 16
+    alone = profile(Seq(nn.BatchNorm2d(1)), x)  # nothing to fold into: one MAC per element
+    assert alone.totals["mac"] == 16
+
+
+def test_neuron_updates_and_firing_by_hand():
+    lif = faithful_lif()
+    x = torch.tensor([[[1.5, 0.2]], [[0.0, 0.9]], [[2.0, 0.2]]])  # [T=3, B=1, 2]
+    # mem: n0 = 1.5 (spike), 0, 2.0 (spike); n1 = 0.2, 1.0 (spike, >=), 0.2
+    r = profile(lif, x)
+    assert r.totals["neuron_updates"] == 6 and r.totals["spikes"] == 3
+    assert r.firing["rate"].tolist() == [0.5, 0.5, 0.5]
+    assert r.totals["firing_rate"] == 0.5 and r.totals["sparsity"] == 0.5
+    assert r.totals["ac"] == r.totals["mac"] == 0  # the neuron's own arithmetic is its update
+
+
+def test_energy_is_counts_times_prices():
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    net = nn.Sequential(Seq(conv), faithful_lif())
+    x = torch.ones(1, 1, 1, 3, 3)
+    r = profile(net, x, energy_model="horowitz45-fp32")
+    # 49 ACs x 0.9 pJ + 9 neuron updates x 4.6 pJ
+    assert r.totals["energy_uj"] == pytest.approx((49 * 0.9 + 9 * 4.6) / 1e6)
+    assert r.totals["energy_uj_by_model"]["horowitz45-int8"] == pytest.approx(
+        (49 * 0.03 + 9 * 0.23) / 1e6)
+    assert r.totals["energy_uj_by_model"]["loihi"] == pytest.approx((49 * 23.6 + 9 * 52) / 1e6)
+
+
+class SingleStepNet(nn.Module):
+    """A user's model that loops over T with single-step layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2, bias=False)
+        self.lif = neuron.LIFNode(tau=2.0, step_mode="s")
+        nn.init.constant_(self.fc.weight, 1.0)
+
+    def forward(self, x):
+        return torch.stack([self.lif(self.fc(x[t])) for t in range(x.shape[0])])
+
+
+def test_single_step_models_are_split_by_call():
+    x = torch.zeros(3, 1, 3)
+    x[2, 0] = torch.tensor([1.0, 1.0, 0.0])  # spikes only at t=2: 2 inputs x 2 outputs
+    r = profile(SingleStepNet(), x)
+    assert r.meta["single_step"]
+    assert r.layers[r.layers.layer == "fc"].groupby("t")["ac"].sum().tolist() == [0, 0, 4]
+    assert r.totals["neuron_updates"] == 6

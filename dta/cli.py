@@ -7,6 +7,7 @@ inside the command so ``dta --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -35,6 +36,82 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import resolve_config, train
+
+    overrides = {k: getattr(args, k) for k in _TRAIN_OVERRIDES}
+    if args.no_progress:
+        overrides["progress"] = False
+    cfg = resolve_config(args.dataset, args.attention, args.preset, **overrides)
+    record = train(cfg).record
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line under torchrun
+        print(f"{cfg.dataset}/{cfg.attention}: test accuracy {record['accuracy']:.4f} "
+          f"(best {record['best_accuracy']:.4f}), {record['params']:,} parameters, "
+          f"record {cfg.out}/record.json")
+    return 0
+
+
+def _layer_table(report, per_step: bool):
+    import pandas as pd
+
+    cols = ["ac", "mac", "other", "select", "dense_macs", "neuron_updates", "spikes"]
+    keys = ["layer", "type", "component"] + (["t"] if per_step else [])
+    table = report.layers.groupby(keys, sort=False, as_index=False)[cols].sum()
+    table["firing_rate"] = table["spikes"] / table["neuron_updates"].where(
+        table["neuron_updates"] > 0)
+    with pd.option_context("display.max_rows", None, "display.width", 200,
+                           "display.float_format", "{:,.1f}".format):
+        return table.to_string(index=False, na_rep="")
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import get_dataset_info
+    from .experiment import default_input, load_trained, measurement_batch
+    from .measure import profile
+    from .models import create_model
+
+    if args.checkpoint:
+        model, cfg = load_trained(args.checkpoint)
+        T, dataset = cfg.T, args.dataset or cfg.dataset
+        source = f"checkpoint {args.checkpoint} ({cfg.dataset}/{cfg.attention}, T={T})"
+    else:
+        T, dataset = args.T, args.dataset
+        if dataset:
+            info = get_dataset_info(dataset)
+            classes, channels = info.num_classes, info.in_channels
+        else:
+            classes, channels = args.num_classes, args.in_channels
+        model = create_model(args.model, attention=args.attention, T=T, num_classes=classes,
+                             in_channels=channels, width=args.width).eval()
+        source = f"untrained {args.model} + {args.attention} (width {args.width}, T={T})"
+    torch.manual_seed(0)
+    if dataset:
+        x = measurement_batch(dataset, root=args.data_root, T=T, n=args.batch_size)
+        input_note = f"input: first {x.shape[1]} test samples of {dataset}"
+    else:
+        x, input_note = default_input(args.model, in_channels=model.in_channels, T=T,
+                                      n=args.batch_size)
+    report = profile(model, x, energy_model=args.energy_model, fold_bn=not args.no_fold_bn)
+    print(f"model: {source}")
+    print(input_note)
+    print(_layer_table(report, args.per_step))
+    print()
+    print(report.summary())
+    if args.json:
+        report.to_json(args.json)
+        print(f"report written to {args.json}")
+    return 0
+
+
+_TRAIN_OVERRIDES = ("model", "T", "width", "epochs", "batch_size", "lr", "momentum",
+                    "weight_decay", "cutmix_alpha", "cutmix_prob", "mixup_alpha",
+                    "label_smoothing", "augment", "seed", "data_root", "download", "out",
+                    "resume", "overwrite", "device", "num_workers", "log_every",
+                    "limit_batches", "threads")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dta",
@@ -49,6 +126,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=10, help="classes (default: 10)")
     p.add_argument("--in-channels", type=int, default=3, help="input channels (default: 3)")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("train", help="train one attention method on one dataset",
+                       description="Train with a preset; every option overrides the preset's value.")
+    p.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    p.add_argument("--attention", default="dta", help="attention method (default: dta)")
+    p.add_argument("--preset", default=None, help="preset (default: the dataset's preset)")
+    p.add_argument("--model", default=None, help="backbone (default: the preset's)")
+    p.add_argument("--T", type=int, default=None, help="time steps")
+    p.add_argument("--width", type=int, default=None, help="stem width")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--momentum", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--cutmix-alpha", type=float, default=None)
+    p.add_argument("--cutmix-prob", type=float, default=None, help="CutMix probability per batch")
+    p.add_argument("--mixup-alpha", type=float, default=None, help="Mixup alpha (0 = off)")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="training-split augmentation")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--data-root", default=None, help="folder with the datasets (default: data)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="download missing datasets where possible")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>-<attention>-T<T>-s<seed>)")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="start over in an --out that has checkpoints")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers")
+    p.add_argument("--log-every", type=int, default=None, help="batches between log lines")
+    p.add_argument("--limit-batches", type=int, default=None, help="batches per epoch (smoke runs)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("measure", help="op counts, firing and energy of one model, per layer",
+                       description="Without --checkpoint or --dataset, measures an untrained "
+                       "model on a fixed default input (and says so).")
+    p.add_argument("--model", default="ms_resnet18")
+    p.add_argument("--attention", default="dta")
+    p.add_argument("--T", type=int, default=6)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--checkpoint", default=None, help="a dta train checkpoint (last.pt / best.pt)")
+    p.add_argument("--dataset", default=None, help="measure on this dataset's test samples")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--batch-size", type=int, default=16, help="samples to measure on")
+    p.add_argument("--energy-model", default="horowitz45-fp32")
+    p.add_argument("--no-fold-bn", action="store_true", help="count BatchNorm as MACs")
+    p.add_argument("--per-step", action="store_true", help="one row per layer and time step")
+    p.add_argument("--json", default=None, help="write the full report as JSON here")
+    p.set_defaults(func=_cmd_measure)
     return parser
 
 
@@ -57,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError) as err:
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as err:
+        from .train import CheckpointError
+
+        if isinstance(err, RuntimeError) and not isinstance(err, CheckpointError):
+            raise
         # User errors (unknown names, bad shapes, missing data) get one clear line.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"dta {args.command}: error: {message}", file=sys.stderr)

@@ -13,10 +13,17 @@ that enters the first stage. ``register_attention`` adds a user's method.
 
 from __future__ import annotations
 
+import warnings
+
 from ..registry import Registry
 from .base import PLACEMENTS, AttentionBlock
 
 _ATTENTION: Registry[type[AttentionBlock]] = Registry("attention method")
+
+# T-XA's k=6 and TCJA's k=4 'same' convolutions are faithful to the released code;
+# PyTorch warns once that even kernels pad asymmetrically, which is expected here.
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths",
+                        category=UserWarning)
 
 
 def register_attention(name: str):

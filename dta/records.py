@@ -1,0 +1,141 @@
+"""Result records: one JSON object per (dataset, method, T, seed, commit).
+
+A record holds what a table needs and what makes it reproducible::
+
+    {"schema": "dta-bench/record/v1", "dataset": ..., "method": ..., "model": ...,
+     "T": ..., "seed": ..., "width": ..., "commit": ..., "params": ...,
+     "accuracy": <test accuracy in [0, 1]>, "train": {...}, "ops": {...},
+     "firing": {...}, "energy": {...}, "latency": [...], "config": {...},
+     "environment": {...}}
+
+``ops``/``firing``/``energy``/``latency`` are filled by ``dta bench`` (training
+alone writes the rest). Records are written atomically and validated on read:
+a malformed or foreign file is reported by name and skipped, never merged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .io import atomic_write_text
+
+SCHEMA = "dta-bench/record/v1"
+KEY_FIELDS = ("dataset", "method", "T", "seed", "commit")
+REQUIRED = {"schema": str, "dataset": str, "method": str, "model": str, "T": int, "seed": int,
+            "commit": str, "params": int, "accuracy": float}
+
+
+class RecordError(ValueError):
+    """A result file that is not a valid dta-bench record."""
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The current commit hash, ``+dirty`` when the tree has changes, or ``unknown``."""
+    env_commit = os.environ.get("DTA_COMMIT")
+    if env_commit:
+        return env_commit
+    try:
+        here = cwd or Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment() -> dict:
+    """Where a number was measured: library versions, device, threads."""
+    import spikingjelly
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "spikingjelly": getattr(spikingjelly, "__version__", "2.0.0"),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return env
+
+
+def validate(record: object, source: str = "record") -> dict:
+    """Return ``record`` if it is a valid record, else raise :class:`RecordError`."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{source}: expected a JSON object, got {type(record).__name__}")
+    if record.get("schema") != SCHEMA:
+        raise RecordError(f"{source}: not a dta-bench record (schema {record.get('schema')!r}, "
+                          f"expected {SCHEMA!r})")
+    for key, kind in REQUIRED.items():
+        value = record.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float \
+            else isinstance(value, kind) and not isinstance(value, bool)
+        if not ok:
+            raise RecordError(f"{source}: field {key!r} must be {kind.__name__}, got {value!r}")
+    if not 0.0 <= record["accuracy"] <= 1.0:
+        raise RecordError(f"{source}: accuracy must be a test accuracy in [0, 1], "
+                          f"got {record['accuracy']!r}")
+    return record
+
+
+def write_record(path: str | Path, record: dict) -> Path:
+    """Validate and atomically write one record as JSON."""
+    validate(record, str(path))
+    return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def read_records(paths: Iterable[str | Path]) -> tuple[list[dict], list[str]]:
+    """Load records from files and directories.
+
+    A directory is searched recursively for ``*.json`` files and JSONL files whose
+    name contains ``records`` (training logs such as ``metrics.jsonl`` are not
+    records); files named explicitly are always read.
+
+    Returns ``(records, problems)``: each malformed or foreign file (or JSONL
+    line) is named in ``problems`` and skipped.
+    """
+    records, problems = [], []
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix == ".json"
+                            or (q.suffix == ".jsonl" and "records" in q.name))
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file or directory")
+    for f in files:
+        try:
+            text = f.read_text()
+        except OSError as err:
+            problems.append(f"{f}: unreadable ({err})")
+            continue
+        items = []
+        if f.suffix == ".jsonl":
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    items.append((f"{f}:{n}", line))
+        else:
+            items.append((str(f), text))
+        for source, payload in items:
+            try:
+                records.append(validate(json.loads(payload), source))
+            except json.JSONDecodeError as err:
+                problems.append(f"{source}: not valid JSON ({err.msg} at line {err.lineno})")
+            except RecordError as err:
+                problems.append(str(err))
+    return records, problems
+
+
+def record_key(record: dict) -> tuple:
+    return tuple(record.get(k) for k in KEY_FIELDS)

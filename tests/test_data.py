@@ -1,0 +1,184 @@
+"""Datasets: the embedded defaults, the real loaders on small files we make, clear errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dta.data import (
+    DatasetNotFoundError,
+    build_datasets,
+    get_dataset_info,
+    list_datasets,
+    to_time_first,
+)
+from dta.data.augment import EventTrivialAugment, cutmix, mixup, one_hot
+from dta.data.embedded import dvs_cache_path, load_dvs_digits
+from dta.data.events import EVENT_DTYPE, EventFrames, saccade_path, simulate_saccades
+from dta.data.external import per_class_split
+
+
+def test_registry_lists_every_dataset():
+    assert list_datasets() == ["digits", "dvs-digits", "cifar10", "cifar100", "cifar10-dvs",
+                               "nmnist", "imagenet"]
+    with pytest.raises(KeyError, match="known datasets: digits, dvs-digits"):
+        build_datasets("mnist")
+
+
+def test_digits_fixed_stratified_split(tmp_path):
+    train, test, info = build_datasets("digits", root=tmp_path, T=4)
+    assert (len(train), len(test)) == (1437, 360)
+    assert info.in_channels == 1 and info.num_classes == 10 and not info.temporal
+    x, y = train[0]
+    assert x.shape == (1, 8, 8) and 0 <= x.min() and x.max() <= 1
+    counts = torch.bincount(test.tensors[1], minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37  # stratified: ~36 per class
+    again, _, _ = build_datasets("digits", root=tmp_path, T=4)
+    assert torch.equal(again.tensors[0], train.tensors[0])
+
+
+def test_saccade_path_is_a_closed_triangle():
+    path = saccade_path(300, 1.5)
+    assert path.shape == (300, 2)
+    assert np.allclose(path[0], [-1.5, -0.75]) and np.abs(path).max() <= 1.5
+    assert np.allclose(path[100], [0, 1.5]) and np.allclose(path[200], [1.5, -0.75])
+
+
+def test_simulator_emits_events_only_when_the_image_moves():
+    image = np.zeros((1, 8, 8), dtype=np.float32)
+    image[0, 2:6, 3:5] = 1.0  # a bright bar
+    still, _ = simulate_saccades(image, amplitude=0.0, noise_hz=0.0)
+    assert len(still) == 0  # a static scene gives no events on a DVS
+    moving, offsets = simulate_saccades(image, noise_hz=0.0)
+    assert len(moving) > 50 and offsets.tolist() == [0, len(moving)]
+    assert moving.dtype == EVENT_DTYPE and set(np.unique(moving["p"])) == {0, 1}
+    assert np.all(np.diff(moving["t"]) >= 0) and moving["x"].max() < 16
+    again, _ = simulate_saccades(image, noise_hz=0.0)
+    assert np.array_equal(again, moving)  # deterministic
+    noisy_a, _ = simulate_saccades(image, seed=1)
+    noisy_b, _ = simulate_saccades(image, seed=2)
+    assert not np.array_equal(noisy_a, noisy_b)  # the seed changes mismatch and noise
+
+
+@pytest.fixture(scope="module")
+def dvs_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("dvs")
+
+
+def test_dvs_digits_frames_and_cache(dvs_root):
+    train, test, info = build_datasets("dvs-digits", root=dvs_root, T=4, seed=0)
+    assert info.temporal and info.in_channels == 2
+    assert (len(train), len(test)) == (1437, 360)
+    frames, label = train[0]
+    assert frames.shape == (4, 2, 16, 16) and frames.sum() > 100 and 0 <= int(label) < 10
+    assert frames.sum() == len(train.streams[0])  # every event lands in one bin
+    path = dvs_cache_path(dvs_root, 0)
+    assert path.exists()
+    stamp = path.stat().st_mtime_ns
+    events, offsets, *_ = load_dvs_digits(dvs_root, 0)
+    assert path.stat().st_mtime_ns == stamp  # reused, not regenerated
+    assert offsets[-1] == len(events) and events.dtype == EVENT_DTYPE
+
+
+def test_dvs_digits_damaged_cache_is_regenerated(dvs_root):
+    path = dvs_cache_path(dvs_root, 0)
+    good = load_dvs_digits(dvs_root, 0)[0]
+    path.write_bytes(b"not an npz file")
+    events = load_dvs_digits(dvs_root, 0)[0]
+    assert np.array_equal(events, good)
+
+
+def _write_nmnist_bin(path: Path, events: np.ndarray) -> None:
+    """N-MNIST's 40-bit format: x, y, polarity bit + 23-bit timestamp."""
+    raw = np.zeros((len(events), 5), np.uint8)
+    raw[:, 0], raw[:, 1] = events["x"], events["y"]
+    t = events["t"].astype(np.int64)
+    raw[:, 2] = (events["p"].astype(np.int64) << 7) | ((t >> 16) & 127)
+    raw[:, 3], raw[:, 4] = (t >> 8) & 255, t & 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw.tofile(path)
+
+
+def test_nmnist_loader_reads_files_placed_by_hand(tmp_path):
+    rng = np.random.default_rng(0)
+    written = {}
+    for split in ("Train", "Test"):
+        for digit in (3, 7):
+            for k in range(2):
+                ev = np.zeros(40, dtype=EVENT_DTYPE)
+                ev["x"], ev["y"] = rng.integers(0, 34, 40), rng.integers(0, 34, 40)
+                ev["t"], ev["p"] = np.sort(rng.integers(0, 300_000, 40)), rng.integers(0, 2, 40)
+                path = tmp_path / "NMNIST" / split / str(digit) / f"{k:05d}.bin"
+                _write_nmnist_bin(path, ev)
+                written[(split, digit, k)] = ev
+    train, test, info = build_datasets("nmnist", root=tmp_path, T=5, augment=False)
+    assert (len(train), len(test), info.in_channels) == (4, 4, 2)
+    frames, label = test[0]
+    assert frames.shape == (5, 2, 34, 34) and label == 3
+    ev = written[("Test", 3, 0)]
+    on = ev["p"] == 1
+    assert frames[:, 1].sum() == on.sum() and frames[:, 0].sum() == (~on).sum()
+    assert frames[:, 1].sum(0)[ev["y"][on][0], ev["x"][on][0]] >= 1
+    augmented, _, _ = build_datasets("nmnist", root=tmp_path, T=5, augment=True)
+    assert augmented[0][0].shape == (5, 2, 34, 34)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "cifar10-dvs", "nmnist", "imagenet"])
+def test_missing_files_name_layout_path_and_download_flag(tmp_path, name):
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_datasets(name, root=tmp_path / "nowhere", T=4)
+    message = str(err.value)
+    assert "Expected layout" in message and str(tmp_path / "nowhere") in message
+    info = get_dataset_info(name)
+    assert ("--download" in message) == info.downloadable
+
+
+def test_incomplete_cifar_is_reported_not_a_traceback(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(b"truncated")
+    with pytest.raises(DatasetNotFoundError, match="corrupted"):
+        build_datasets("cifar10", root=tmp_path, T=4)
+
+
+def test_imagenet_imagefolder_layout(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for wnid in ("n01440764", "n01443537"):
+            d = tmp_path / split / wnid
+            d.mkdir(parents=True)
+            Image.fromarray(np.uint8(np.random.default_rng(0).integers(0, 255, (40, 50, 3)))).save(
+                d / "a.JPEG", format="JPEG")
+    train, test, info = build_datasets("imagenet", root=tmp_path, T=1)
+    x, y = test[1]
+    assert x.shape == (3, 224, 224) and y == 1 and len(train) == 2
+    assert info.model == "ms_resnet34"
+
+
+def test_cifar10_dvs_split_and_frames():
+    targets = [0] * 10 + [1] * 20
+    train, test = per_class_split(targets, 0.9)
+    assert train == list(range(9)) + list(range(10, 28)) and test == [9, 28, 29]
+    ev = np.zeros(100, dtype=EVENT_DTYPE)
+    ev["x"] = ev["y"] = np.arange(100) % 128
+    ev["t"], ev["p"] = np.arange(100) * 1000, np.arange(100) % 2
+    full = EventFrames((128, 128, 2), 10)(ev)
+    assert full.shape == (10, 2, 128, 128) and full.sum() == 100
+    assert full[:, 1].sum() == 50 and full[-1].sum() > 0  # the last event is kept
+    assert EventFrames((128, 128, 2), 10, size=48)(ev).shape == (10, 2, 48, 48)
+
+
+def test_batch_layout_helpers_and_augmentation():
+    x = torch.rand(5, 3, 2, 6, 6)  # [B, T, C, H, W]
+    assert to_time_first(x, 3, temporal=True).shape == (3, 5, 2, 6, 6)
+    assert to_time_first(torch.rand(5, 1, 6, 6), 4, temporal=False).shape == (4, 5, 1, 6, 6)
+    with pytest.raises(ValueError, match=r"expected \[B, T=4, C, H, W\]"):
+        to_time_first(x, 4, temporal=True)
+    aug = EventTrivialAugment()
+    assert all(aug(x[0]).shape == x[0].shape for _ in range(20))
+    target = one_hot(torch.tensor([0, 1, 2, 3, 4]), 6)
+    for mix in (mixup, cutmix):
+        mixed, soft = mix(x, target, 1.0)
+        assert mixed.shape == x.shape and torch.allclose(soft.sum(1), torch.ones(5))

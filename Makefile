@@ -6,13 +6,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test perf asv-quick
+.PHONY: bench test perf asv-quick asv-regression asv-publish training-bench
 
-bench: $(STAMP)
-	$(BIN)/dta models
+bench: $(STAMP)  ## train, measure and tabulate every method on the embedded default
+	$(BIN)/dta bench
 
-test: $(STAMP)
+test: $(STAMP)  ## the unit tests (pytest-benchmark checks run once as smoke tests)
 	$(BIN)/python -m pytest
+
+perf: $(STAMP)  ## pytest-benchmark CI performance checks, JSON under .benchmarks/
+	$(BIN)/python -m pytest tests/perf --benchmark-enable --benchmark-json=.benchmarks/perf.json
+
+asv-quick: $(STAMP)  ## one quick asv run of the suite in the current environment
+	$(BIN)/asv machine --yes
+	$(BIN)/asv run --python=same --set-commit-hash "$$(git rev-parse HEAD)" --quick --show-stderr
+
+asv-regression: $(STAMP)  ## asv across commits in a virtualenv (pinned deps installed once)
+	$(BIN)/asv machine --yes
+	$(BIN)/asv continuous main HEAD --show-stderr
+
+asv-publish: $(STAMP)  ## the HTML dashboard under .asv/html
+	$(BIN)/asv publish
+
+training-bench: $(STAMP)  ## training throughput and the >= 90 % accuracy bar
+	$(BIN)/python scripts/bench_training.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -387,7 +387,8 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
                                  rank=dist.rank, world=dist.world, drop=True))
         n_batches = min(len(loader), cfg.limit_batches) if cfg.limit_batches else len(loader)
         bar = tqdm(total=n_batches, desc=f"{cfg.attention} epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", leave=False, disable=not (dist.main and cfg.progress))
+                   unit="batch", leave=False,
+                   disable=None if (dist.main and cfg.progress) else True)  # None: off without a TTY
         stats = train_one_epoch(net, loader, optimizer, cfg, info, device, dist, epoch=epoch,
                                 log=log, bar=bar)
         bar.close()

@@ -9,8 +9,11 @@
   time step (neurons are opaque: their internal arithmetic is the neuron
   update, counted once per neuron per step, not op by op).
 
-Nothing is synchronised with the host during the forward: counts stay as
-tensors on the model's device until :meth:`OpCounter.finalize`.
+Counts stay as tensors on the model's device until :meth:`OpCounter.finalize`;
+the only host synchronisation during the forward is the spike-tensor test of
+each synaptic op's input and of each product's factors (it picks the counting
+path). Counting is for measurement, never for timing: latency is measured
+without it.
 
 Time steps. The input is ``[T, B, ...]``. A synaptic op whose input has
 ``T*B`` rows (spikingjelly's multi-step layers flatten ``[T, B]``) is split
@@ -52,7 +55,7 @@ class _Synaptic:
     scope: str
     op: str
     per_group: torch.Tensor  # [T] effective ops per step (time-major rows) or [1] total
-    binary: torch.Tensor  # 0-d bool: input is a spike tensor
+    binary: bool  # the input is a spike tensor
     dense: int  # dense MACs (fvcore convention)
     n_rows: int
 
@@ -62,7 +65,7 @@ class _Elementwise:
     scope: str
     op: str
     counts: dict  # kind -> int
-    binary: torch.Tensor | None = None  # for products: a factor is a spike tensor (-> select)
+    binary: bool = False  # for products: a factor is a spike tensor (-> select)
 
 
 @dataclass
@@ -158,8 +161,10 @@ class OpCounter(TorchDispatchMode):
         steps = self.T if (out.dim() >= 2 and out.shape[0] == self.T and numel % self.T == 0
                            and out.shape[1] == self.B) else 1
         with torch.no_grad():
-            # A spike is a nonzero output (graded and ternary neurons count too).
-            spikes = rules.indicator(out.detach()).reshape(steps, -1).sum(1).to(torch.float64)
+            # Spikes = sum of |s|: the count for {0, 1} spikes, unit events for integer
+            # (multi-spike) neurons, both signs for ternary ones. One fused pass.
+            spikes = torch.linalg.vector_norm(out.detach().reshape(steps, -1).float(), ord=1,
+                                              dim=1).to(torch.float64)
         self.events.append(_Neuron(name, spikes, numel, steps))
 
     @property
@@ -200,7 +205,10 @@ class OpCounter(TorchDispatchMode):
         packet = func.overloadpacket
         if packet in rules.FREE_OPS:
             return out
-        with torch.no_grad():
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                self._count(func, packet, args, kwargs, out)
+        else:
             self._count(func, packet, args, kwargs, out)
         return out
 
@@ -221,12 +229,8 @@ class OpCounter(TorchDispatchMode):
         elif packet in rules.ADD_OPS:
             self._element(scope, name, {"ac": rules.out_numel(out)})
         elif packet in rules.MUL_OPS:
-            a, b = args[0], args[1]
-            flags = [rules.is_binary(t) for t in (a, b)
-                     if isinstance(t, torch.Tensor) and t.dim() > 0]
-            binary = None
-            if flags:
-                binary = flags[0] if len(flags) == 1 else (flags[0] | flags[1])
+            binary = any(rules.is_binary(t) for t in args[:2]  # short-circuits
+                         if isinstance(t, torch.Tensor) and t.dim() > 0)
             self.events.append(_Elementwise(scope, name, {"mac": rules.out_numel(out)}, binary))
         elif packet in rules.DIV_OPS:
             b = args[1]
@@ -280,10 +284,10 @@ class OpCounter(TorchDispatchMode):
                                     output_padding, groups).reshape(-1)
             self._fanout[key] = fan
         n = x.shape[0]
-        ind = rules.indicator(x)
-        per_group = rules.active_counts(ind, self._groups(n)) @ fan
+        binary = rules.is_binary(x)
+        per_group = rules.active_counts(x, self._groups(n), binary) @ fan
         dense = rules.conv_dense_macs(tuple(x.shape), w, tuple(out.shape), transposed)
-        self.events.append(_Synaptic(scope, name, per_group, rules.is_binary(x, ind), dense, n))
+        self.events.append(_Synaptic(scope, name, per_group, binary, dense, n))
         self._synaptic_storage.add(self._storage(out))
 
     def _matmul(self, scope: str, name: str, packet, args, kwargs, out) -> None:
@@ -291,16 +295,18 @@ class OpCounter(TorchDispatchMode):
             a, b = args[1], args[2]
         else:
             a, b = args[0], args[1]
-        a_nz, b_nz = rules.indicator(a), rules.indicator(b)
-        binary = rules.is_binary(a, a_nz) | rules.is_binary(b, b_nz)
+        a_bin, b_bin = rules.is_binary(a), rules.is_binary(b)
+        binary = a_bin or b_bin
+        b_nz = rules._as_float(b) if b_bin else rules.indicator(b)
         if a.dim() == 2:  # [N, K] @ [K, M]
             fan = b_nz.sum(1, dtype=torch.float64)  # [K]
             n = a.shape[0]
-            per_group = rules.active_counts(a_nz, self._groups(n)) @ fan
+            per_group = rules.active_counts(a, self._groups(n), a_bin) @ fan
             dense = a.shape[0] * a.shape[1] * b.shape[1]
         else:  # [G, N, K] @ [G, K, M]: rows are the G batch entries
             fan = b_nz.sum(2, dtype=torch.float64)  # [G, K]
             n = a.shape[0]
+            a_nz = rules._as_float(a) if a_bin else rules.indicator(a)
             per_row = (a_nz.sum(1).to(torch.float64) * fan).sum(1)  # [G]
             per_group = per_row.reshape(self._groups(n), -1).sum(1)
             dense = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
@@ -345,7 +351,7 @@ class OpCounter(TorchDispatchMode):
                     result.neurons.append({"layer": e.scope, "t": t, "spikes": s / B,
                                            "neurons": neurons / B})
             elif isinstance(e, _Synaptic):
-                kind = "ac" if bool(e.binary.item()) else "mac"
+                kind = "ac" if e.binary else "mac"
                 groups = e.per_group.cpu().tolist()
                 if len(groups) == T and T > 1 or e.n_rows == T * B:
                     per_step = groups if len(groups) == T else [groups[0] / T] * T
@@ -364,7 +370,7 @@ class OpCounter(TorchDispatchMode):
                                        "count": per_step[t] / B, "dense_macs": dense_step[t] / B})
             else:
                 counts = dict(e.counts)
-                if e.binary is not None and bool(e.binary.item()):
+                if e.binary:
                     counts = {"select": sum(counts.values())}
                 t_single = steps_of((e.scope, e.op), None) if single_step else None
                 for kind, total in counts.items():

@@ -56,31 +56,37 @@ def indicator(x: torch.Tensor) -> torch.Tensor:
     return _as_float(x).abs().sign()
 
 
-def is_binary(x: torch.Tensor, ind: torch.Tensor | None = None) -> torch.Tensor:
-    """0-d bool tensor: every element of ``x`` is 0 or 1 (no host sync).
+def is_binary(x: torch.Tensor) -> bool:
+    """Every element of ``x`` is 0 or 1 (spikingjelly's spike-tensor rule), exactly.
 
-    Exact: ``x`` is binary iff ``x - indicator(x)`` is zero everywhere. ``ind``
-    (``indicator(x)``), when the caller has it, saves two passes.
+    ``0 <= x <= 1`` (one ``aminmax``) and ``sum(x * (1 - x)) == 0``: every term
+    is >= 0 and is 0 only at 0 and 1, so the sum (a dot product) is zero only for
+    a spike tensor; a sum of non-negative terms cannot cancel. Synchronises with
+    the host (the answer picks the cheaper counting path).
     """
     if x.dtype == torch.bool:
-        return torch.ones((), dtype=torch.bool, device=x.device)
+        return True
     if x.numel() == 0:
-        return torch.zeros((), dtype=torch.bool, device=x.device)
+        return False
     xf = _as_float(x)
-    if ind is None:
-        ind = indicator(xf)
-    low, high = torch.aminmax(xf - ind)
-    return (low == 0) & (high == 0)
+    low, high = torch.aminmax(xf)
+    low, high = torch.stack([low, high]).tolist()
+    if not (low >= 0 and high <= 1):  # also False for NaN
+        return False
+    flat = xf.reshape(-1)
+    return torch.dot(flat, 1 - flat).item() == 0
 
 
-def active_counts(ind: torch.Tensor, groups: int) -> torch.Tensor:
+def active_counts(x: torch.Tensor, groups: int, binary: bool) -> torch.Tensor:
     """``[groups, features]`` float64 counts of nonzero rows per feature.
 
-    ``ind`` is the ``[N, ...]`` indicator; its N rows are summed in ``groups``
-    equal consecutive blocks (``groups=T`` for a time-major ``[T*B, ...]``
-    input). Counts are at most N, exact in float32, then widened for the dot
-    product with the fan-out so sums of up to 2**53 stay exact.
+    ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
+    blocks (``groups=T`` for a time-major ``[T*B, ...]`` input). A spike tensor
+    is its own indicator; other inputs go through :func:`indicator`. Counts are
+    at most N, exact in float32, then widened for the dot product with the
+    fan-out so sums of up to 2**53 stay exact.
     """
+    ind = _as_float(x) if binary else indicator(x)
     n = ind.shape[0]
     return ind.reshape(groups, n // groups, -1).sum(1).to(torch.float64)
 

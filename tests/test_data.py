@@ -71,7 +71,7 @@ def test_dvs_digits_frames_and_cache(dvs_root):
     assert info.temporal and info.in_channels == 2
     assert (len(train), len(test)) == (1437, 360)
     frames, label = train[0]
-    assert frames.shape == (4, 2, 16, 16) and frames.sum() > 100 and 0 <= int(label) < 10
+    assert frames.shape == (4, 2, 12, 12) and frames.sum() > 100 and 0 <= int(label) < 10
     assert frames.sum() == len(train.streams[0])  # every event lands in one bin
     path = dvs_cache_path(dvs_root, 0)
     assert path.exists()

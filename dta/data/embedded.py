@@ -6,11 +6,11 @@
     1,437 train, 360 test. Static: the model sees the image at every step.
 ``dvs-digits``
     The same digits turned into event streams the way N-MNIST was made from
-    MNIST: each image, upsampled to 12x12 on a 16x16 simulated DVS pixel array,
+    MNIST: each image, upsampled to 9x9 on a 12x12 simulated DVS pixel array,
     moves in three saccades (a triangle, 300 ms); log-intensity changes past a
     contrast threshold give ON/OFF events (:func:`dta.data.events.simulate_saccades`).
     Events are tonic-style structured arrays, binned by tonic's ``ToFrame`` into
-    ``[T, 2, 16, 16]`` frames. Generated once per seed and cached under
+    ``[T, 2, 12, 12]`` frames. Generated once per seed and cached under
     ``<data-root>/dvs-digits/``.
 """
 
@@ -30,9 +30,10 @@ from .events import EventFrames, simulate_saccades
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
-DVS_SENSOR = 16
+DVS_SENSOR = 12
+DVS_SCALE = 9  # the 8x8 digit is upsampled to 9x9, centred on the sensor
 #: Bump when the simulator or its parameters change: old caches are then ignored.
-DVS_VERSION = 1
+DVS_VERSION = 2
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -88,11 +89,12 @@ def load_dvs_digits(root: Path, seed: int = 0):
                     return f["events"], f["offsets"], labels, train_idx, test_idx
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is regenerated below
-    events, offsets = simulate_saccades(images, sensor=DVS_SENSOR, seed=seed)
+    events, offsets = simulate_saccades(images, sensor=DVS_SENSOR, scale=DVS_SCALE, seed=seed)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, events=events, offsets=offsets, labels=labels,
                         version=np.array(DVS_VERSION),
-                        params=np.array(json.dumps({"sensor": DVS_SENSOR, "seed": seed})))
+                        params=np.array(json.dumps({"sensor": DVS_SENSOR, "scale": DVS_SCALE,
+                                                    "seed": seed})))
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return events, offsets, labels, train_idx, test_idx
 

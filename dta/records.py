@@ -27,7 +27,6 @@ import torch
 from .io import atomic_write_text
 
 SCHEMA = "dta-bench/record/v1"
-KEY_FIELDS = ("dataset", "method", "T", "seed", "commit")
 REQUIRED = {"schema": str, "dataset": str, "method": str, "model": str, "T": int, "seed": int,
             "commit": str, "params": int, "accuracy": float}
 
@@ -136,6 +135,3 @@ def read_records(paths: Iterable[str | Path]) -> tuple[list[dict], list[str]]:
                 problems.append(str(err))
     return records, problems
 
-
-def record_key(record: dict) -> tuple:
-    return tuple(record.get(k) for k in KEY_FIELDS)

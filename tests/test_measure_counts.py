@@ -170,6 +170,9 @@ def test_energy_is_counts_times_prices():
     assert r.totals["energy_uj_by_model"]["horowitz45-int8"] == pytest.approx(
         (49 * 0.03 + 9 * 0.23) / 1e6)
     assert r.totals["energy_uj_by_model"]["loihi"] == pytest.approx((49 * 23.6 + 9 * 52) / 1e6)
+    per = r.energy("horowitz45-int8")  # per component and step, in pJ
+    assert per.energy_pj.sum() == pytest.approx(49 * 0.03 + 9 * 0.23)
+    assert set(per.component) == {"encoding", "attention", "backbone", "neurons"}
 
 
 class SingleStepNet(nn.Module):

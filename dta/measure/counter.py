@@ -239,13 +239,13 @@ class OpCounter(TorchDispatchMode):
         elif packet in rules.OTHER_OPS:
             self._element(scope, name, {"other": rules.out_numel(out)})
         elif packet in rules.SUM_OPS or packet in rules.MEAN_OPS:
-            n_in, n_out = rules.reduction_inputs(func, args), rules.out_numel(out)
+            n_in, n_out = rules.reduction_inputs(args), rules.out_numel(out)
             counts = {"ac": max(n_in - n_out, 0)}
             if packet in rules.MEAN_OPS:
                 counts["mac"] = n_out
             self._element(scope, name, counts)
         elif packet in rules.MAX_REDUCE_OPS:
-            n_in, n_out = rules.reduction_inputs(func, args), rules.out_numel(out)
+            n_in, n_out = rules.reduction_inputs(args), rules.out_numel(out)
             self._element(scope, name, {"other": max(n_in - n_out, 0)})
         elif packet in rules.AVG_POOL_OPS or packet in rules.MAX_POOL_OPS:
             x, y = args[0], rules.first_tensor(out)

@@ -240,7 +240,7 @@ def first_tensor(out) -> torch.Tensor | None:
     return None
 
 
-def reduction_inputs(func, args) -> int:
+def reduction_inputs(args) -> int:
     """Number of input elements of a reduction or pooling op."""
     x = args[0]
     return x.numel() if isinstance(x, torch.Tensor) else 0

@@ -99,6 +99,14 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     print(_layer_table(report, args.per_step))
     print()
     print(report.summary())
+    if args.neurobench:
+        from .measure import compare_neurobench
+
+        frame = compare_neurobench(model, x, fold_bn=not args.no_fold_bn)
+        print()
+        print("NeuroBench SynapticOperations cross-check (Conv/Linear modules, per sample; "
+              "Dense differs by the padding taps, see dta.measure.crosscheck):")
+        print(frame.to_string(float_format="{:,.1f}".format))
     if args.json:
         report.to_json(args.json)
         print(f"report written to {args.json}")
@@ -263,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fold-bn", action="store_true", help="count BatchNorm as MACs")
     p.add_argument("--per-step", action="store_true", help="one row per layer and time step")
     p.add_argument("--json", default=None, help="write the full report as JSON here")
+    p.add_argument("--neurobench", action="store_true",
+                   help="also print NeuroBench's SynapticOperations beside these counts")
     p.set_defaults(func=_cmd_measure)
 
     p = sub.add_parser("bench", help="the main job: train, measure and tabulate every method",

@@ -5,13 +5,15 @@ import warnings
 
 import pytest
 import torch
-from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import functional, layer, neuron
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
 from torch import nn
 from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
-from dta.measure import get_energy_model, list_energy_models, profile
+from dta.attention import list_attention
+from dta.measure import (compare_neurobench, get_energy_model, list_energy_models,
+                         neurobench_synops, profile)
 from dta.measure.dense import dense_reference
 from dta.models import create_model, repeat_static
 
@@ -114,6 +116,8 @@ def test_works_on_spikingjelly_model_zoo():
     assert r.meta["components"]["encoding"] == ["conv1"]
     assert r.totals["neuron_updates"] > 0 and 0 < r.totals["firing_rate"] < 1
     assert r.unsupported == {}
+    frame = compare_neurobench(net, x)  # NeuroBench hooks the same Conv/Linear modules
+    assert (frame.loc[["Effective_ACs", "Effective_MACs"], "difference"] == 0).all()
 
 
 def test_model_without_neurons_reports_macs_and_warns():
@@ -193,3 +197,69 @@ def test_energy_models_cite_sources():
     assert get_energy_model("horowitz45-fp32").e_mac == 4.6
     assert get_energy_model("horowitz45-fp16").e_ac == 0.4
     assert get_energy_model("horowitz45-int8").e_mac == 0.23
+
+
+# --- NeuroBench: the definition of effective ACs/MACs this package implements ---
+
+def _firing_net(attention):
+    """A width-8 MS-ResNet whose BatchNorm scale (2) makes the untrained net fire."""
+    torch.manual_seed(0)
+    net = create_model("ms_resnet18", attention=attention, T=4, num_classes=10, in_channels=1,
+                       width=8)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.constant_(m.weight, 2.0)
+    return net
+
+
+def test_agrees_with_neurobench_on_a_spikingjelly_conv_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        layer.Conv2d(1, 8, 3, padding=1, step_mode="m"), layer.BatchNorm2d(8, step_mode="m"),
+        neuron.LIFNode(tau=2.0, step_mode="m"),
+        layer.Conv2d(8, 16, 3, stride=2, padding=1, step_mode="m"),
+        layer.BatchNorm2d(16, step_mode="m"), neuron.LIFNode(tau=2.0, step_mode="m"),
+        layer.Flatten(step_mode="m"), layer.Linear(16 * 4 * 4, 10, step_mode="m"),
+        neuron.LIFNode(tau=2.0, step_mode="m"))
+    x = torch.rand(4, 3, 1, 8, 8) * 3
+    frame = compare_neurobench(net, x)
+    assert frame.loc["Effective_ACs", "neurobench"] > 0  # spike-driven layers fired
+    assert frame.loc["Effective_MACs", "neurobench"] > 0  # the encoding layer
+    for q in ("Effective_ACs", "Effective_MACs"):
+        assert frame.loc[q, "dta"] == pytest.approx(frame.loc[q, "neurobench"], rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("attention", list_attention())
+def test_agrees_with_neurobench_on_every_attention_method(attention):
+    net = _firing_net(attention)
+    frame = compare_neurobench(net, repeat_static(torch.rand(3, 1, 8, 8), 4))
+    for q in ("Effective_ACs", "Effective_MACs"):
+        assert frame.loc[q, "dta"] == pytest.approx(frame.loc[q, "neurobench"], rel=1e-12, abs=0)
+    assert frame.loc["Effective_MACs", "neurobench"] > 0
+
+
+def test_dense_differs_from_neurobench_by_the_padding_taps_only():
+    torch.manual_seed(0)
+    conv = layer.Conv2d(2, 3, 3, padding=1, bias=False, step_mode="m")
+    x = torch.rand(2, 1, 2, 5, 5) + 0.1  # dense real input: every tap on the image is effective
+    frame = compare_neurobench(conv, x)
+    T, cin, cout, n = 2, 2, 3, 5
+    every_tap = T * cout * n * n * cin * 9  # fvcore's dense count
+    on_image = T * cout * cin * (3 * n - 2) ** 2  # 3n-2 taps per row land inside the image
+    assert frame.loc["Dense", "dta"] == every_tap
+    assert frame.loc["Dense", "neurobench"] == on_image
+    assert frame.loc["Effective_MACs", "dta"] == frame.loc["Effective_MACs", "neurobench"] == on_image
+    unpadded = layer.Conv2d(2, 3, 3, bias=False, step_mode="m")
+    frame = compare_neurobench(unpadded, x)
+    assert frame.loc["Dense", "difference"] == 0
+
+
+def test_neurobench_crosscheck_leaves_the_model_as_it_was():
+    net = _firing_net("dta").train()
+    x = repeat_static(torch.rand(2, 1, 8, 8), 4)
+    before = [len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules()]
+    neurobench_synops(net, x)
+    assert net.training
+    assert [len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules()] == before
+    with pytest.raises(ValueError, match=r"\[B, T, \.\.\.\] layout"):
+        neurobench_synops(net, torch.rand(3, 4, 1, 8, 8))

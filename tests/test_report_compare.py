@@ -154,8 +154,12 @@ def test_bench_end_to_end_small(tmp_path, capsys):
     # dta measure on the checkpoint the bench left, with real test samples
     ckpt = tmp_path / "runs" / "digits" / "gac-T4-s0" / "last.pt"
     assert main(["measure", "--checkpoint", str(ckpt), "--data-root", str(tmp_path / "data"),
-                 "--batch-size", "8", "--json", str(tmp_path / "m.json")]) == 0
+                 "--batch-size", "8", "--json", str(tmp_path / "m.json"), "--neurobench"]) == 0
     text = capsys.readouterr().out
     assert "input: first 8 test samples of digits" in text and "attention.sca.0" in text
+    # the trained network's counts beside NeuroBench's: effective ops agree exactly
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.startswith(("Effective_ACs", "Effective_MACs"))}
+    assert rows["Effective_ACs"][-1] == rows["Effective_MACs"][-1] == "0.0"
     report = json.loads((tmp_path / "m.json").read_text())
     assert report["totals"]["ac"] == pytest.approx(gac["ops"]["ac"] * 1.0, rel=1e-9)

@@ -8,9 +8,11 @@ network without spiking neurons. Models are never modified.
 >>> report = profile(model, x)           # x: [T, B, C, H, W]
 >>> report.layers                        # per layer, per time step
 >>> report.totals["energy_uj"]           # per inference, horowitz45-fp32
+>>> compare_neurobench(model, x)         # the same counts beside NeuroBench's
 """
 
 from .counter import CountResult, OpCounter, is_neuron
+from .crosscheck import compare_neurobench, neurobench_synops
 from .energy import (
     DEFAULT_ENERGY_MODEL,
     EnergyModel,
@@ -26,10 +28,12 @@ __all__ = [
     "DEFAULT_ENERGY_MODEL",
     "EnergyModel",
     "OpCounter",
+    "compare_neurobench",
     "ProfileReport",
     "get_energy_model",
     "is_neuron",
     "list_energy_models",
+    "neurobench_synops",
     "profile",
     "register_energy_model",
 ]

@@ -14,6 +14,7 @@ import torch
 from spikingjelly.activation_based import functional
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
 
+from dta.measure import neurobench_synops
 from dta.measure.counter import OpCounter
 from dta.models import create_model, repeat_static
 
@@ -99,9 +100,11 @@ def test_instrumentation_overhead(benchmark, default_net):
         return  # smoke run only: timing ratios are checked with --benchmark-enable
     ours = paired_ratio(lambda: plain_forward(net, x), lambda: counted_forward(net, x, cache))
     theirs = paired_ratio(lambda: plain_forward(net, x), lambda: synop_forward(net, x))
+    neurobench = paired_ratio(lambda: plain_forward(net, x), lambda: neurobench_synops(net, x))
     benchmark.extra_info.update(overhead_ratio=ours, spikingjelly_synop_ratio=theirs,
-                                max_overhead=MAX_OVERHEAD)
-    print(f"\ninstrumented/plain forward: {ours:.2f}x (spikingjelly SynOpCounter: {theirs:.2f}x)")
+                                neurobench_synops_ratio=neurobench, max_overhead=MAX_OVERHEAD)
+    print(f"\ninstrumented/plain forward: {ours:.2f}x (spikingjelly SynOpCounter: {theirs:.2f}x, "
+          f"NeuroBench SynapticOperations: {neurobench:.2f}x)")
     assert ours <= MAX_OVERHEAD, f"instrumentation costs {ours:.2f}x a plain forward"
 
 

@@ -197,7 +197,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 _TRAIN_OVERRIDES = ("model", "T", "width", "epochs", "batch_size", "lr", "momentum",
-                    "weight_decay", "cutmix_alpha", "cutmix_prob", "mixup_alpha",
+                    "weight_decay", "cutmix_alpha", "cutmix_prob", "mixup_alpha", "mixup_prob",
                     "label_smoothing", "augment", "seed", "data_root", "download", "out",
                     "resume", "overwrite", "device", "num_workers", "log_every",
                     "limit_batches", "threads")
@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutmix-alpha", type=float, default=None)
     p.add_argument("--cutmix-prob", type=float, default=None, help="CutMix probability per batch")
     p.add_argument("--mixup-alpha", type=float, default=None, help="Mixup alpha (0 = off)")
+    p.add_argument("--mixup-prob", type=float, default=None,
+                   help="Mixup probability per batch when CutMix is not drawn")
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="training-split augmentation")

@@ -70,6 +70,7 @@ class TrainConfig:
     cutmix_alpha: float = 0.0
     cutmix_prob: float = 0.0
     mixup_alpha: float = 0.0
+    mixup_prob: float = 1.0  # per batch, when CutMix was not drawn (timm's Mixup ``prob``)
     label_smoothing: float = 0.0
     augment: bool = False
     seed: int = 0
@@ -102,6 +103,9 @@ def resolve_config(dataset: str, attention: str, preset: str | None = None, **ov
             raise ValueError(f"train: {name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.lr <= 0:
         raise ValueError(f"train: lr must be > 0, got {cfg.lr}")
+    for name in ("cutmix_prob", "mixup_prob", "label_smoothing"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"train: {name} must be in [0, 1], got {getattr(cfg, name)}")
     return cfg
 
 
@@ -246,7 +250,8 @@ def train_one_epoch(net, loader, optimizer, cfg: TrainConfig, info, device, dist
             use_cutmix = cfg.cutmix_prob > 0 and torch.rand(()).item() < cfg.cutmix_prob
             if use_cutmix:
                 x, target = cutmix(x, target, cfg.cutmix_alpha)
-            elif cfg.mixup_alpha > 0:
+            elif cfg.mixup_alpha > 0 and (cfg.mixup_prob >= 1.0
+                                          or torch.rand(()).item() < cfg.mixup_prob):
                 x, target = mixup(x, target, cfg.mixup_alpha)
         logits = net(to_time_first(x, cfg.T, info.temporal)).mean(0)  # readout: mean over T
         loss = soft_cross_entropy(logits, target)

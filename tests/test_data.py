@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dta.data import (
+    CorruptRecordingError,
     DatasetNotFoundError,
     build_datasets,
     get_dataset_info,
@@ -168,6 +169,80 @@ def test_cifar10_dvs_split_and_frames():
     assert full.shape == (10, 2, 128, 128) and full.sum() == 100
     assert full[:, 1].sum() == 50 and full[-1].sum() > 0  # the last event is kept
     assert EventFrames((128, 128, 2), 10, size=48)(ev).shape == (10, 2, 48, 48)
+    with pytest.raises(ValueError, match="split_by must be one of"):
+        EventFrames((128, 128, 2), 10, split_by="count")
+
+
+def test_split_by_number_is_spikingjellys_rule():
+    # 103 events into 10 frames: 10 per frame, the last frame takes the 13 left
+    ev = np.zeros(103, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"] = np.arange(103) % 7, np.arange(103) % 5
+    ev["t"], ev["p"] = np.r_[np.arange(50), 10_000 + np.arange(53)], np.arange(103) % 2
+    frames = EventFrames((7, 5, 2), 10, split_by="number")(ev)
+    assert frames.shape == (10, 2, 5, 7)
+    assert frames.sum((1, 2, 3)).tolist() == [10.0] * 9 + [13.0]
+    assert frames[0, 1, 1, 1] == 1 and frames[0, 0, 0, 0] == 1  # [t, p, y, x]
+    by_time = EventFrames((7, 5, 2), 10, split_by="time")(ev)
+    assert by_time[0].sum() == 50 and by_time[1:9].sum() == 0  # the time gap empties frames
+
+
+CIFAR10DVS_FILES = 10  # per class
+
+
+def _cifar10_dvs_tree(root: Path) -> dict:
+    """10 classes x 10 AEDAT4 recordings (half of them LZ4-compressed), as tonic lays them out."""
+    from aedat4_files import write_aedat4
+
+    from dta.data.external import CIFAR10DVS_CLASSES
+
+    rng = np.random.default_rng(0)
+    written = {}
+    for c, name in enumerate(CIFAR10DVS_CLASSES):
+        for k in range(CIFAR10DVS_FILES):
+            n = int(rng.integers(200, 400))
+            ev = np.zeros(n, dtype=EVENT_DTYPE)
+            ev["x"], ev["y"] = rng.integers(0, 128, n), rng.integers(0, 128, n)
+            ev["t"], ev["p"] = np.sort(rng.integers(0, 1_300_000, n)), rng.integers(0, 2, n)
+            write_aedat4(root / "CIFAR10DVS" / name / f"cifar10_{name}_{k}.aedat4", ev,
+                         width=128, height=128, compression="lz4" if k % 2 else "none",
+                         packet_size=128)
+            written[(c, k)] = ev
+    return written
+
+
+def test_cifar10_dvs_reads_aedat4_recordings(tmp_path):
+    written = _cifar10_dvs_tree(tmp_path)
+    train, test, info = build_datasets("cifar10-dvs", root=tmp_path, T=10, augment=False)
+    assert (len(train), len(test)) == (90, 10)  # per class: files 0-8 train, file 9 test
+    assert [test[i][1] for i in range(10)] == list(range(10))
+    for c in (0, 7):
+        raw, label = test.events[c]  # tonic's sample: the decoded AEDAT4 events
+        ev = written[(c, 9)]
+        assert label == c and len(raw) == len(ev)
+        for field in ("t", "x", "y"):
+            np.testing.assert_array_equal(raw[field].astype(np.int64), ev[field])
+        np.testing.assert_array_equal(raw["p"].astype(np.int64), ev["p"])
+        full = EventFrames((128, 128, 2), 10, split_by="number")(raw)
+        n = len(ev)
+        assert full.sum((1, 2, 3)).tolist() == [n // 10] * 9 + [n - 9 * (n // 10)]
+        assert full[:, 1].sum() == (ev["p"] == 1).sum()
+        assert full[0, int(ev["p"][0]), int(ev["y"][0]), int(ev["x"][0])] >= 1
+        x, _ = test[c]
+        assert x.shape == (10, 2, 48, 48) and x.dtype == torch.float32
+        # antialiased resize keeps the event mass, scaled by the area ratio
+        assert x.sum().item() == pytest.approx(n * (48 / 128) ** 2, rel=0.05)
+    torch.manual_seed(0)
+    augmented, _, _ = build_datasets("cifar10-dvs", root=tmp_path, T=10, augment=True)
+    assert all(augmented[i][0].shape == (10, 2, 48, 48) for i in range(0, 90, 9))
+
+
+def test_cifar10_dvs_corrupt_recording_names_the_file(tmp_path):
+    _cifar10_dvs_tree(tmp_path)
+    bad = tmp_path / "CIFAR10DVS" / "truck" / "cifar10_truck_9.aedat4"
+    bad.write_bytes(bad.read_bytes()[:300])  # truncated mid-packet
+    _, test, _ = build_datasets("cifar10-dvs", root=tmp_path, T=10, augment=False)
+    with pytest.raises(CorruptRecordingError, match=r"cannot read recording .*cifar10_truck_9"):
+        test[9]
 
 
 def test_batch_layout_helpers_and_augmentation():
@@ -182,3 +257,23 @@ def test_batch_layout_helpers_and_augmentation():
     for mix in (mixup, cutmix):
         mixed, soft = mix(x, target, 1.0)
         assert mixed.shape == x.shape and torch.allclose(soft.sum(1), torch.ones(5))
+
+
+def test_cifar10_dvs_trains_with_the_released_recipe(tmp_path):
+    """dta train on AEDAT4 recordings: preset, Mixup (p 0.5), smoothing, augmentation."""
+    import json
+
+    from dta.cli import main
+
+    _cifar10_dvs_tree(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10-dvs", "--attention", "dta", "--data-root",
+                 str(tmp_path), "--width", "8", "--T", "4", "--epochs", "1", "--limit-batches",
+                 "2", "--batch-size", "16", "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    cfg = record["config"]
+    assert (cfg["preset"], cfg["lr"], cfg["weight_decay"], cfg["batch_size"]) == (
+        "cifar10-dvs", 0.05, 0.0, 16)
+    assert (cfg["mixup_alpha"], cfg["mixup_prob"], cfg["label_smoothing"], cfg["augment"]) == (
+        0.5, 0.5, 0.1, True)
+    assert 0.0 <= record["accuracy"] <= 1.0

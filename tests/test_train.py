@@ -144,3 +144,10 @@ def test_cli_train_reports_user_errors_in_one_line(tmp_path):
     assert res.returncode == 2
     assert "dta train: error: dataset 'cifar10' not found" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("field, value", [("mixup_prob", 1.5), ("cutmix_prob", -0.1),
+                                          ("label_smoothing", 2.0), ("epochs", 0)])
+def test_out_of_range_settings_are_clear_errors(tmp_path, field, value):
+    with pytest.raises(ValueError, match=f"train: {field} must be"):
+        _cfg(tmp_path, **{field: value})

@@ -41,6 +41,17 @@ class DatasetNotFoundError(FileNotFoundError):
         return self.args[0]
 
 
+class CorruptRecordingError(RuntimeError):
+    """One file of a dataset cannot be read (truncated, or not in the expected format)."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        super().__init__(
+            f"cannot read recording {self.path}: {reason}.\n"
+            "The file is truncated or not in the dataset's format: extract it again from the "
+            "original archive, or delete it to train without it.")
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a model needs to know about a dataset."""
@@ -105,6 +116,7 @@ from . import embedded as _embedded  # noqa: E402,F401  (registers digits, dvs-d
 from . import external as _external  # noqa: E402,F401  (registers cifar, dvs, imagenet)
 
 __all__ = [
+    "CorruptRecordingError",
     "DatasetInfo",
     "DatasetNotFoundError",
     "build_datasets",

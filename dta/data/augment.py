@@ -16,53 +16,52 @@ import torch.nn.functional as F
 
 
 class EventTrivialAugment:
-    """TrivialAugment-style augmentation for event frames ``[T, C, H, W]``.
+    """The released CIFAR10-DVS training augmentation for event frames ``[T, C, H, W]``.
 
-    One operation drawn uniformly per sample, with a magnitude drawn uniformly
-    from its range (Müller & Hutter, TrivialAugment, ICCV 2021), applied
-    identically to every time step so the motion stays coherent: identity,
-    horizontal flip, translation (x or y, up to 1/4 of the width), rotation
-    (up to 30 degrees), shear (x or y, up to 0.3) or a cutout (up to half the side).
+    As the released code's ``get_train_aug`` + ``SNNAugmentWide``: a random
+    horizontal flip (p=0.5), then one operation drawn uniformly (TrivialAugment,
+    Müller & Hutter, ICCV 2021) from identity, shear-x (up to 0.3 rad),
+    translate-x / -y (up to 5 px), rotate (up to 30 degrees) and cutout
+    (``RandomErasing``: 0.1 % to 11 % of the area, square, zeros), with a
+    magnitude from 31 bins and a random sign, nearest-neighbour interpolation.
+    Every time step gets the same transform, so the motion stays coherent.
+    Randomness comes from torch's global generator.
     """
 
-    OPS = ("identity", "flip", "translate_x", "translate_y", "rotate", "shear_x", "shear_y",
-           "cutout")
+    OPS = ("identity", "shear_x", "translate_x", "translate_y", "rotate", "cutout")
+    BINS = 31
 
-    @staticmethod
-    def _uniform(low: float, high: float) -> float:
-        return low + (high - low) * torch.rand(()).item()
+    def __init__(self, flip_p: float = 0.5):
+        from torchvision.transforms import RandomErasing
+
+        self.flip_p = flip_p
+        self.erase = RandomErasing(p=1.0, scale=(0.001, 0.11), ratio=(1.0, 1.0), value=0)
+
+    def _magnitude(self, high: float) -> float:
+        m = torch.linspace(-high, high, self.BINS).abs()[int(torch.randint(self.BINS, ()))].item()
+        return -m if int(torch.randint(2, ())) else m
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        if torch.rand(()).item() < self.flip_p:
+            frames = frames.flip(-1)
         op = self.OPS[int(torch.randint(len(self.OPS), ()))]
+        nearest = InterpolationMode.NEAREST
         if op == "identity":
             return frames
-        if op == "flip":
-            return frames.flip(-1)
         if op == "cutout":
-            h, w = frames.shape[-2:]
-            size = max(1, int(self._uniform(0.0, 0.5) * min(h, w)))
-            cy, cx = int(self._uniform(0, h)), int(self._uniform(0, w))
-            out = frames.clone()
-            out[..., max(0, cy - size // 2):cy + size // 2 + 1,
-                max(0, cx - size // 2):cx + size // 2 + 1] = 0
-            return out
-        theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        m = self._uniform(-1.0, 1.0)
-        if op == "translate_x":
-            theta[0, 2] = m * 0.5  # normalised coordinates span 2: 0.5 = 1/4 of the width
-        elif op == "translate_y":
-            theta[1, 2] = m * 0.5
-        elif op == "rotate":
-            a = math.radians(30 * m)
-            theta[:, :2] = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-        elif op == "shear_x":
-            theta[0, 1] = 0.3 * m
-        elif op == "shear_y":
-            theta[1, 0] = 0.3 * m
-        grid = F.affine_grid(theta[None].expand(frames.shape[0], 2, 3), list(frames.shape),
-                             align_corners=False)
-        return F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)
+            return self.erase(frames)
+        if op == "shear_x":
+            return TF.affine(frames, angle=0.0, translate=[0, 0], scale=1.0,
+                             shear=[math.degrees(self._magnitude(0.3)), 0.0], interpolation=nearest)
+        if op == "rotate":
+            return TF.rotate(frames, self._magnitude(30.0), interpolation=nearest)
+        shift = int(self._magnitude(5.0))
+        translate = [shift, 0] if op == "translate_x" else [0, shift]
+        return TF.affine(frames, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0],
+                         interpolation=nearest)
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:

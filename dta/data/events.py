@@ -16,34 +16,60 @@ EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p",
 
 
 class EventFrames:
-    """Events -> float32 frames ``[T, 2, H, W]`` with tonic's ``ToFrame``, optionally resized.
+    """Events -> float32 frames ``[T, 2, H, W]`` of event counts, optionally resized.
 
-    ``sensor_size`` is tonic's ``(W, H, 2)``. Each stream is cut into T equal
-    time windows from its first event to just past its last one, so every event
-    lands in exactly one frame (tonic's ``n_time_bins`` uses half-open bins and
-    drops events stamped exactly at the end). ``size`` resizes the frames
-    (bilinear, as the released CIFAR10-DVS pipeline does to 48x48).
+    ``sensor_size`` is tonic's ``(W, H, 2)``. Two ways to cut a stream into T frames:
+
+    * ``split_by="time"`` (default): tonic's ``ToFrame`` over T equal time
+      windows from the first event to just past the last one, so every event
+      lands in exactly one frame (tonic's ``n_time_bins`` uses half-open bins
+      and drops events stamped exactly at the end).
+    * ``split_by="number"``: T frames with equal event counts, frame j holding
+      events ``[j*(N//T), (j+1)*(N//T))`` and the last one the remainder, by
+      spikingjelly's ``integrate_events_by_fixed_frames_number``: what the
+      released DTA-SNN code uses for CIFAR10-DVS (``split_by='number'``).
+
+    ``size`` resizes the frames as the released pipeline's
+    ``transforms.Resize((48, 48))`` does on tensors (bilinear, antialiased).
     """
 
-    def __init__(self, sensor_size: tuple[int, int, int], T: int, size: int | None = None):
-        self.sensor_size, self.T, self.size = tuple(sensor_size), T, size
+    SPLITS = ("time", "number")
 
-    def __call__(self, events: np.ndarray) -> torch.Tensor:
+    def __init__(self, sensor_size: tuple[int, int, int], T: int, size: int | None = None,
+                 split_by: str = "time"):
+        if split_by not in self.SPLITS:
+            raise ValueError(f"EventFrames: split_by must be one of {self.SPLITS}, got {split_by!r}")
+        self.sensor_size, self.T, self.size, self.split_by = tuple(sensor_size), T, size, split_by
+
+    def _by_time(self, events: np.ndarray) -> np.ndarray:
         import tonic.transforms as tt
 
-        if len(events) == 0:
-            raise ValueError("EventFrames: an empty event stream cannot be binned into frames")
         t0, t1 = int(events["t"].min()), int(events["t"].max())
         window = (t1 - t0) // self.T + 1  # T * window > t1 - t0: the last event is inside
         to_frame = tt.ToFrame(sensor_size=self.sensor_size, time_window=window, start_time=t0,
                               end_time=t0 + self.T * window)
-        frames = torch.from_numpy(np.asarray(to_frame(events), dtype=np.float32))
+        return np.asarray(to_frame(events), dtype=np.float32)
+
+    def _by_number(self, events: np.ndarray) -> np.ndarray:
+        from spikingjelly.datasets.utils import integrate_events_by_fixed_frames_number
+
+        W, H = self.sensor_size[:2]
+        order = np.argsort(events["t"], kind="stable")  # the rule assumes time order
+        fields = {k: np.asarray(events[k][order]).astype(np.int64) for k in ("t", "x", "y", "p")}
+        return integrate_events_by_fixed_frames_number(fields, "number", self.T, H, W).astype(
+            np.float32)
+
+    def __call__(self, events: np.ndarray) -> torch.Tensor:
+        if len(events) == 0:
+            raise ValueError("EventFrames: an empty event stream cannot be binned into frames")
+        raw = self._by_time(events) if self.split_by == "time" else self._by_number(events)
+        frames = torch.from_numpy(raw)
         if frames.shape[0] != self.T:
-            raise RuntimeError(f"EventFrames: tonic returned {frames.shape[0]} frames, "
-                               f"expected {self.T}")
+            raise RuntimeError(f"EventFrames: {frames.shape[0]} frames, expected {self.T}")
         if self.size is not None and frames.shape[-1] != self.size:
-            frames = torch.nn.functional.interpolate(
-                frames, size=(self.size, self.size), mode="bilinear", align_corners=False)
+            from torchvision.transforms import functional as TF
+
+            frames = TF.resize(frames, [self.size, self.size], antialias=True)
         return frames
 
 

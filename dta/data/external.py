@@ -2,8 +2,10 @@
 
 * ``cifar10`` / ``cifar100``: torchvision (``--download`` fetches them).
 * ``cifar10-dvs``: tonic's ``CIFAR10DVS`` (AEDAT4 files, read with the ``aedat``
-  package), 128x128 events binned to T frames and resized to 48x48, the
-  released code's per-class 90/10 split (first 90% of each class, file order).
+  package), 128x128 events cut into T frames of equal event counts and resized
+  to 48x48 (antialiased bilinear), the released code's per-class 90/10 split
+  (first 90% of each class, file order) and training augmentation (flip, then
+  :class:`~dta.data.augment.EventTrivialAugment`).
 * ``nmnist``: tonic's ``NMNIST`` (34x34, its own train/test split).
 * ``imagenet``: torchvision ``ImageFolder`` layout (``train/`` and ``val/``).
 
@@ -20,13 +22,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from . import DatasetInfo, DatasetNotFoundError, register_dataset
+from . import CorruptRecordingError, DatasetInfo, DatasetNotFoundError, register_dataset
 from .augment import EventTrivialAugment
 from .events import EventFrames
 
+#: Normalisation of the released code's ``build_cifar`` (its CIFAR-10 std is the
+#: widespread (0.2023, 0.1994, 0.2010), not the per-pixel std): kept for fidelity.
 CIFAR_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                       "ship", "truck")
@@ -86,8 +90,21 @@ class EventFrameDataset(Dataset):
     def __len__(self) -> int:
         return len(self.events)
 
+    def _path(self, i: int) -> str:
+        """The file behind item ``i`` of a tonic dataset (through any Subset)."""
+        ds = self.events
+        while isinstance(ds, Subset):
+            ds, i = ds.dataset, ds.indices[i]
+        files = getattr(ds, "data", None)
+        return str(files[i]) if isinstance(files, list) and i < len(files) else f"item {i}"
+
     def __getitem__(self, i):
-        events, label = self.events[i]
+        try:
+            events, label = self.events[i]
+        except (RuntimeError, OSError, ValueError) as err:  # aedat / numpy read errors
+            raise CorruptRecordingError(self._path(i), str(err)) from err
+        if len(events) == 0:
+            raise CorruptRecordingError(self._path(i), "it holds no events")
         x = self.frames(events)
         if self.augment is not None:
             x = self.augment(x)
@@ -132,7 +149,8 @@ def _build_cifar10_dvs(root: Path, *, T: int, download: bool, seed: int, augment
     full.data = [full.data[i] for i in order]
     full.targets = [full.targets[i] for i in order]
     train_idx, test_idx = per_class_split(full.targets, 0.9)
-    frames = EventFrames(tonic.datasets.CIFAR10DVS.sensor_size, T, size=48)
+    # the released pipeline: spikingjelly frames with split_by='number', Resize((48, 48))
+    frames = EventFrames(tonic.datasets.CIFAR10DVS.sensor_size, T, size=48, split_by="number")
     return (EventFrameDataset(Subset(full, train_idx), frames, augment=augment),
             EventFrameDataset(Subset(full, test_idx), frames))
 

@@ -67,6 +67,14 @@ class EmbeddedDefault:
     track_firing_rate = _tracked("firing_rate", "spikes per neuron per step")
 
 
+def _default_net(method, T, device="cpu"):
+    """The width-16 embedded-default network (eval) and 16 random 8x8 digits over T."""
+    torch.manual_seed(0)
+    model = create_model("ms_resnet18", attention=method, T=T, num_classes=10, in_channels=1,
+                         width=16).eval().to(device)
+    return model, repeat_static(torch.rand(16, 1, 8, 8), T).to(device)
+
+
 class Forward:
     """One eval forward of the width-16 embedded-default network on 16 digits."""
 
@@ -75,10 +83,7 @@ class Forward:
 
     def setup(self, method, T):
         torch.set_num_threads(min(2, os.cpu_count() or 1))
-        torch.manual_seed(0)
-        self.model = create_model("ms_resnet18", attention=method, T=T, num_classes=10,
-                                  in_channels=1, width=16).eval()
-        self.x = repeat_static(torch.rand(16, 1, 8, 8), T)
+        self.model, self.x = _default_net(method, T)
         self._forward()  # first call pays one-off kernel selection: keep it out of the timing
 
     def _forward(self):
@@ -106,10 +111,7 @@ class ForwardCUDA:
     def setup(self, method, T):
         if not torch.cuda.is_available():
             raise NotImplementedError("no CUDA GPU on this machine: GPU benchmarks skipped")
-        torch.manual_seed(0)
-        self.model = create_model("ms_resnet18", attention=method, T=T, num_classes=10,
-                                  in_channels=1, width=16).eval().cuda()
-        self.x = repeat_static(torch.rand(16, 1, 8, 8), T).cuda()
+        self.model, self.x = _default_net(method, T, "cuda")
         self.time_forward(method, T)  # warm-up: CUDA context and kernel selection
 
     def time_forward(self, method, T):

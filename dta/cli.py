@@ -46,8 +46,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     record = train(cfg).record
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line under torchrun
         print(f"{cfg.dataset}/{cfg.attention}: test accuracy {record['accuracy']:.4f} "
-          f"(best {record['best_accuracy']:.4f}), {record['params']:,} parameters, "
-          f"record {cfg.out}/record.json")
+              f"(best {record['best_accuracy']:.4f}), {record['params']:,} parameters, "
+              f"record {cfg.out}/record.json")
     return 0
 
 
@@ -69,7 +69,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
     from .data import get_dataset_info
     from .experiment import default_input, load_trained, measurement_batch
-    from .measure import profile
+    from .measure import DEFAULT_ENERGY_MODEL, profile
     from .models import create_model
 
     if args.checkpoint:
@@ -93,7 +93,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     else:
         x, input_note = default_input(args.model, in_channels=model.in_channels, T=T,
                                       n=args.batch_size)
-    report = profile(model, x, energy_model=args.energy_model, fold_bn=not args.no_fold_bn)
+    report = profile(model, x, energy_model=args.energy_model or DEFAULT_ENERGY_MODEL,
+                     fold_bn=not args.no_fold_bn)
     print(f"model: {source}")
     print(input_note)
     print(_layer_table(report, args.per_step))
@@ -128,12 +129,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, run_bench
     from .report import energy_vs_accuracy, to_markdown, update_readme
 
-    cfg = BenchConfig(
-        datasets=args.datasets, methods=args.methods or (), Ts=args.T or (), seeds=args.seeds,
-        out=args.out, runs=args.runs, data_root=args.data_root, energy_model=args.energy_model,
-        latency_T=args.latency_T, latency_batch=args.latency_batch,
-        latency_devices=args.latency_devices, epochs=args.epochs,
-        threads=args.threads, progress=not args.no_progress)
+    given = dict(datasets=args.datasets, methods=args.methods, Ts=args.T, seeds=args.seeds,
+                 out=args.out, runs=args.runs, data_root=args.data_root,
+                 energy_model=args.energy_model, latency_T=args.latency_T,
+                 latency_batch=args.latency_batch, latency_devices=args.latency_devices,
+                 epochs=args.epochs, threads=args.threads)
+    # options not given keep BenchConfig's defaults (one place states them)
+    cfg = BenchConfig(**{k: v for k, v in given.items() if v is not None},
+                      progress=not args.no_progress)
     results = run_bench(cfg)
     for dataset, records in results.items():
         table = to_markdown(energy_vs_accuracy(records))
@@ -269,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="measure on this dataset's test samples")
     p.add_argument("--data-root", default="data")
     p.add_argument("--batch-size", type=int, default=16, help="samples to measure on")
-    p.add_argument("--energy-model", default="horowitz45-fp32")
+    p.add_argument("--energy-model", default=None, help="(default: horowitz45-fp32)")
     p.add_argument("--no-fold-bn", action="store_true", help="count BatchNorm as MACs")
     p.add_argument("--per-step", action="store_true", help="one row per layer and time step")
     p.add_argument("--json", default=None, help="write the full report as JSON here")
@@ -281,25 +284,25 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train every attention method with its dataset's preset, "
                        "measure ops, firing, energy and latency, and write tables under "
                        "OUT/<dataset>/. Defaults finish in about 6 minutes on 2 CPU cores.")
-    p.add_argument("--datasets", type=_csv(str), default=("digits",),
+    p.add_argument("--datasets", type=_csv(str), default=None,
                    help="comma-separated datasets (default: digits)")
     p.add_argument("--methods", type=_csv(str), default=None,
                    help="comma-separated attention methods (default: all registered)")
     p.add_argument("--T", type=_csv(int), default=None,
                    help="comma-separated time steps (default: the preset's)")
-    p.add_argument("--seeds", type=_csv(int), default=(0,), help="comma-separated seeds (default: 0)")
+    p.add_argument("--seeds", type=_csv(int), default=None, help="comma-separated seeds (default: 0)")
     p.add_argument("--epochs", type=int, default=None, help="override the presets' epochs")
-    p.add_argument("--out", default="results", help="results folder (default: results)")
-    p.add_argument("--runs", default="runs/bench", help="checkpoints and logs (default: runs/bench)")
-    p.add_argument("--data-root", default="data")
-    p.add_argument("--energy-model", default="horowitz45-fp32")
-    p.add_argument("--latency-T", type=_csv(int), default=(2, 4, 8))
-    p.add_argument("--latency-batch", type=_csv(int), default=(1, 16))
-    p.add_argument("--latency-devices", type=_csv(str), default=("cpu", "cuda"),
+    p.add_argument("--out", default=None, help="results folder (default: results)")
+    p.add_argument("--runs", default=None, help="checkpoints and logs (default: runs/bench)")
+    p.add_argument("--data-root", default=None, help="folder with the datasets (default: data)")
+    p.add_argument("--energy-model", default=None, help="(default: horowitz45-fp32)")
+    p.add_argument("--latency-T", type=_csv(int), default=None, help="(default: 2,4,8)")
+    p.add_argument("--latency-batch", type=_csv(int), default=None, help="(default: 1,16)")
+    p.add_argument("--latency-devices", type=_csv(str), default=None,
                    help="devices to time (default: cpu,cuda; a missing GPU is skipped, with the reason)")
     p.add_argument("--readme", default=None,
                    help="also write the first dataset's table into this README's bench-table section")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench)
 
@@ -331,9 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (KeyError, ValueError, FileNotFoundError, RuntimeError) as err:
+        from .data import CorruptRecordingError
         from .train import CheckpointError
 
-        if isinstance(err, RuntimeError) and not isinstance(err, CheckpointError):
+        if isinstance(err, RuntimeError) and not isinstance(err, (CheckpointError,
+                                                                  CorruptRecordingError)):
             raise
         # User errors (unknown names, bad shapes, missing data) get one clear line.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -28,29 +28,33 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .report import _get
+from .report import COLUMNS, record_value
 
 MATCH_FIELDS = ("dataset", "method", "T", "seed")
 
 
 @dataclass(frozen=True)
 class Metric:
-    name: str
-    path: tuple
+    name: str  # a column of the energy-versus-accuracy table (its record path comes from there)
     direction: int  # +1 higher is better, -1 lower is better, 0 informational
     threshold: float
     relative: bool
 
+    @property
+    def path(self) -> tuple:
+        return _PATHS[self.name]
 
+
+_PATHS = {name: path for name, path, _ in COLUMNS}
 METRICS = {
     m.name: m for m in (
-        Metric("accuracy", ("accuracy",), +1, 0.02, False),
-        Metric("energy_uj", ("energy", "uj"), -1, 0.05, True),
-        Metric("acs", ("ops", "ac"), -1, 0.05, True),
-        Metric("macs", ("ops", "mac"), -1, 0.05, True),
-        Metric("latency_ms", ("latency_ms",), -1, 0.50, True),
-        Metric("firing_rate", ("firing", "rate"), 0, 0.0, True),
-        Metric("params", ("params",), 0, 0.0, True),
+        Metric("accuracy", +1, 0.02, False),
+        Metric("energy_uj", -1, 0.05, True),
+        Metric("acs", -1, 0.05, True),
+        Metric("macs", -1, 0.05, True),
+        Metric("latency_ms", -1, 0.50, True),
+        Metric("firing_rate", 0, 0.0, True),
+        Metric("params", 0, 0.0, True),
     )
 }
 
@@ -101,7 +105,7 @@ def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None
         for m in METRICS.values():
             if m.name in skip:
                 continue
-            va, vb = _get(a, m.path), _get(b, m.path)
+            va, vb = record_value(a, m.path), record_value(b, m.path)
             if va is None or vb is None:
                 rows.append({**base, "metric": m.name, "old": va, "new": vb, "change": None,
                              "threshold": None, "status": "n/a"})

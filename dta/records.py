@@ -53,12 +53,12 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 def environment() -> dict:
     """Where a number was measured: library versions, device, threads."""
-    import spikingjelly
+    from importlib.metadata import version
 
     env = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "spikingjelly": getattr(spikingjelly, "__version__", "2.0.0"),
+        "spikingjelly": version("spikingjelly"),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),

@@ -30,7 +30,8 @@ COLUMNS = [
 TABLE_MARKERS = ("<!-- bench-table:start -->", "<!-- bench-table:end -->")
 
 
-def _get(record: dict, path: tuple):
+def record_value(record: dict, path: tuple):
+    """The value at ``path`` in a nested record, or None where the record lacks it."""
     value = record
     for key in path:
         if not isinstance(value, dict) or key not in value:
@@ -44,8 +45,8 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         row = {"dataset": r["dataset"], "method": r["method"], "T": r["T"], "seed": r["seed"],
-               "commit": r["commit"], "energy_model": _get(r, ("energy", "model"))}
-        row.update({name: _get(r, path) for name, path, _ in COLUMNS})
+               "commit": r["commit"], "energy_model": record_value(r, ("energy", "model"))}
+        row.update({name: record_value(r, path) for name, path, _ in COLUMNS})
         rows.append(row)
     return pd.DataFrame(rows)
 

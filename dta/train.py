@@ -234,25 +234,24 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def train_one_epoch(net, loader, optimizer, cfg: TrainConfig, info, device, dist: Dist, *,
-                    epoch: int, log=None, bar=None) -> dict:
+                    epoch: int, n_batches: int, log=None, bar=None) -> dict:
     from spikingjelly.activation_based import functional
 
     net.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, correct, n
     start = time.perf_counter()
-    n_batches = len(loader) if not cfg.limit_batches else min(len(loader), cfg.limit_batches)
     for step, (x, y) in enumerate(loader):
         if step >= n_batches:
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         target = one_hot(y, info.num_classes, cfg.label_smoothing)
-        if cfg.mixup_alpha > 0 or cfg.cutmix_prob > 0:
-            use_cutmix = cfg.cutmix_prob > 0 and torch.rand(()).item() < cfg.cutmix_prob
-            if use_cutmix:
-                x, target = cutmix(x, target, cfg.cutmix_alpha)
-            elif cfg.mixup_alpha > 0 and (cfg.mixup_prob >= 1.0
-                                          or torch.rand(()).item() < cfg.mixup_prob):
-                x, target = mixup(x, target, cfg.mixup_alpha)
+        # mixup_prob 1 (the default) draws no random number: runs keep the random stream
+        # they had before the option existed
+        if cfg.cutmix_prob > 0 and torch.rand(()).item() < cfg.cutmix_prob:
+            x, target = cutmix(x, target, cfg.cutmix_alpha)
+        elif cfg.mixup_alpha > 0 and (cfg.mixup_prob >= 1.0
+                                      or torch.rand(()).item() < cfg.mixup_prob):
+            x, target = mixup(x, target, cfg.mixup_alpha)
         logits = net(to_time_first(x, cfg.T, info.temporal)).mean(0)  # readout: mean over T
         loss = soft_cross_entropy(logits, target)
         optimizer.zero_grad(set_to_none=True)
@@ -395,7 +394,7 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
                    unit="batch", leave=False,
                    disable=None if (dist.main and cfg.progress) else True)  # None: off without a TTY
         stats = train_one_epoch(net, loader, optimizer, cfg, info, device, dist, epoch=epoch,
-                                log=log, bar=bar)
+                                n_batches=n_batches, log=log, bar=bar)
         bar.close()
         test = evaluate(net, test_loader, cfg.T, info.temporal, device, dist)
         lr = optimizer.param_groups[0]["lr"]

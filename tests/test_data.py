@@ -277,3 +277,16 @@ def test_cifar10_dvs_trains_with_the_released_recipe(tmp_path):
     assert (cfg["mixup_alpha"], cfg["mixup_prob"], cfg["label_smoothing"], cfg["augment"]) == (
         0.5, 0.5, 0.1, True)
     assert 0.0 <= record["accuracy"] <= 1.0
+
+
+def test_cli_reports_a_corrupt_recording_in_one_line(tmp_path, capsys):
+    from dta.cli import main
+
+    _cifar10_dvs_tree(tmp_path)
+    bad = tmp_path / "CIFAR10DVS" / "truck" / "cifar10_truck_9.aedat4"  # a test recording
+    bad.write_bytes(bad.read_bytes()[:300])
+    assert main(["train", "--dataset", "cifar10-dvs", "--data-root", str(tmp_path), "--width",
+                 "4", "--T", "2", "--epochs", "1", "--limit-batches", "1", "--batch-size", "8",
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "dta train: error: cannot read recording" in err and "cifar10_truck_9" in err

@@ -90,6 +90,12 @@ class CountResult:
     single_step: bool = False
 
 
+def layer_names(model: nn.Module) -> dict[int, str]:
+    """``id(module) -> layer name`` as reports show it: ``named_modules`` names, the
+    root module (whose name is empty) by its class name."""
+    return {id(m): n or type(m).__name__ for n, m in model.named_modules()}
+
+
 class OpCounter(TorchDispatchMode):
     """Count one forward of ``model`` on a ``[T, B, ...]`` input.
 
@@ -111,7 +117,7 @@ class OpCounter(TorchDispatchMode):
         self.model = model
         self.T, self.B = int(T), int(B)
         self.fold_bn = fold_bn
-        self.names = {id(m): n for n, m in model.named_modules()}
+        self.names = layer_names(model)
         self.neuron_ids = {id(m) for m in model.modules() if is_neuron(m)}
         self._fanout = {} if fanout_cache is None else fanout_cache
         self._reset()
@@ -297,7 +303,7 @@ class OpCounter(TorchDispatchMode):
             a, b = args[0], args[1]
         a_bin, b_bin = rules.is_binary(a), rules.is_binary(b)
         binary = a_bin or b_bin
-        b_nz = rules._as_float(b) if b_bin else rules.indicator(b)
+        b_nz = rules.nonzero(b, b_bin)
         if a.dim() == 2:  # [N, K] @ [K, M]
             fan = b_nz.sum(1, dtype=torch.float64)  # [K]
             n = a.shape[0]
@@ -306,7 +312,7 @@ class OpCounter(TorchDispatchMode):
         else:  # [G, N, K] @ [G, K, M]: rows are the G batch entries
             fan = b_nz.sum(2, dtype=torch.float64)  # [G, K]
             n = a.shape[0]
-            a_nz = rules._as_float(a) if a_bin else rules.indicator(a)
+            a_nz = rules.nonzero(a, a_bin)
             per_row = (a_nz.sum(1).to(torch.float64) * fan).sum(1)  # [G]
             per_group = per_row.reshape(self._groups(n), -1).sum(1)
             dense = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
@@ -325,7 +331,7 @@ class OpCounter(TorchDispatchMode):
         occurrence: dict = defaultdict(int)
 
         result = CountResult(T=T, B=B, single_step=single_step)
-        result.module_types = {n: type(m).__name__ for n, m in self.model.named_modules()}
+        result.module_types = {self.names[id(m)]: type(m).__name__ for m in self.model.modules()}
         result.unsupported = dict(self.unsupported)
         result.folded_bn = sorted(set(self.folded))
 

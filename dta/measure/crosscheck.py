@@ -34,6 +34,8 @@ import torch
 from torch import nn
 
 from ..shapes import check_time_first
+from .counter import layer_names
+from .profile import profile, split_inputs
 
 NEUROBENCH_KEYS = ("Effective_ACs", "Effective_MACs", "Dense")
 
@@ -61,14 +63,6 @@ class _BatchFirst(nn.Module):
         return self.net(x.transpose(0, 1))
 
 
-def _first(inputs) -> torch.Tensor:
-    if isinstance(inputs, (tuple, list)):
-        if len(inputs) != 1:
-            raise ValueError("the NeuroBench cross-check takes a single input tensor [T, B, ...]")
-        inputs = inputs[0]
-    return inputs
-
-
 def neurobench_synops(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor],
                       *, T: int | None = None) -> dict[str, float]:
     """NeuroBench's ``SynapticOperations`` of one forward, per sample.
@@ -82,7 +76,9 @@ def neurobench_synops(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Te
     from spikingjelly.activation_based import functional
 
     TorchModel, SynapticOperations, _ = _neurobench()
-    x = _first(inputs)
+    x, args = split_inputs(inputs)
+    if len(args) != 1:
+        raise ValueError("the NeuroBench cross-check takes a single input tensor [T, B, ...]")
     check_time_first(x, where="neurobench_synops inputs", T=T)
     was_training = model.training
     functional.reset_net(model)
@@ -109,12 +105,9 @@ def compare_neurobench(model: nn.Module, inputs: torch.Tensor | Sequence[torch.T
     NeuroBench), all per sample. Effective counts are expected to agree
     exactly; ``Dense`` differs by the padding taps (see the module docstring).
     """
-    from .profile import profile
-
     _, _, stateless = _neurobench()
-    # the report names the root module by its class, like the counter does
-    names = {name or type(model).__name__ for name, m in model.named_modules()
-             if isinstance(m, stateless)}
+    names = layer_names(model)
+    names = {names[id(m)] for m in model.modules() if isinstance(m, stateless)}
     report = profile(model, inputs, T=T, fold_bn=fold_bn)
     rows = report.layers[report.layers["layer"].isin(names)]
     ours = {"Effective_ACs": float(rows["ac"].sum()),

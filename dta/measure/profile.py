@@ -125,7 +125,7 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _split_inputs(inputs) -> tuple[torch.Tensor, tuple]:
+def split_inputs(inputs) -> tuple[torch.Tensor, tuple]:
     if isinstance(inputs, torch.Tensor):
         return inputs, (inputs,)
     if isinstance(inputs, (tuple, list)) and inputs and isinstance(inputs[0], torch.Tensor):
@@ -159,7 +159,7 @@ def profile(
     by default the model's ``dta_components`` or a heuristic is used.
     ``fold_bn`` (default True): BatchNorm after a conv/linear costs nothing.
     """
-    x, args = _split_inputs(inputs)
+    x, args = split_inputs(inputs)
     if T is None:
         T = getattr(model, "T", None)
         T = int(T) if isinstance(T, int) else int(x.shape[0]) if x.dim() >= 1 else None

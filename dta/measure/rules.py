@@ -56,6 +56,11 @@ def indicator(x: torch.Tensor) -> torch.Tensor:
     return _as_float(x).abs().sign()
 
 
+def nonzero(x: torch.Tensor, binary: bool) -> torch.Tensor:
+    """Float indicator of the nonzero elements; a spike tensor (``binary``) is its own."""
+    return _as_float(x) if binary else indicator(x)
+
+
 def is_binary(x: torch.Tensor) -> bool:
     """Every element of ``x`` is 0 or 1 (spikingjelly's spike-tensor rule), exactly.
 
@@ -86,7 +91,7 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool) -> torch.Tensor:
     at most N, exact in float32, then widened for the dot product with the
     fan-out so sums of up to 2**53 stay exact.
     """
-    ind = _as_float(x) if binary else indicator(x)
+    ind = nonzero(x, binary)
     n = ind.shape[0]
     return ind.reshape(groups, n // groups, -1).sum(1).to(torch.float64)
 

@@ -1,6 +1,7 @@
 """Shape and layout checks shared by attention blocks, models and measurement.
 
-Every tensor in dta-bench is time-first ``[T, B, ...]``. A wrong rank, a
+Every tensor in dta-bench is time-first ``[T, B, ...]``; :func:`repeat_static`
+turns a static image batch into that layout. A wrong rank, a
 ``[B, T, ...]`` layout, a T other than the one a block was built for, or a
 wrong channel count is a ``ValueError`` that names what was expected and what
 was received.
@@ -53,7 +54,21 @@ def check_time_first(x: torch.Tensor, *, where: str, T: int | None = None) -> No
     if x.dim() < 3:
         raise ValueError(
             f"{where}: expected a time-first tensor [T, B, ...] of rank >= 3, received shape "
-            f"{tuple(x.shape)}; repeat a static batch over time with dta.models.repeat_static"
+            f"{tuple(x.shape)}; repeat a static batch over time with dta.shapes.repeat_static"
         )
     if T is not None and x.shape[0] != T:
         check_sequence(x, where=where, ndim=x.dim(), T=T, layout="[T, B, ...]")
+
+
+def repeat_static(x: torch.Tensor, T: int) -> torch.Tensor:
+    """Repeat a static image batch ``[B, C, H, W]`` over time: ``[T, B, C, H, W]``.
+
+    Direct (analog) encoding, as the released code's ``add_dimention``: the
+    same image is the input current at every step. Returns an expanded view.
+    Also importable as ``dta.models.repeat_static``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"repeat_static: expected [B, C, H, W], received shape {tuple(x.shape)}")
+    if T < 1:
+        raise ValueError(f"repeat_static: T must be >= 1, got {T}")
+    return x.unsqueeze(0).expand(T, *x.shape)

@@ -290,3 +290,15 @@ def test_cli_reports_a_corrupt_recording_in_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "dta train: error: cannot read recording" in err and "cifar10_truck_9" in err
+
+
+def test_data_does_not_import_models():
+    """Data flows one way, data -> model: dta.data needs only the shape helpers."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dta.data; bad = sorted(m for m in sys.modules if m.startswith("
+            "('dta.models', 'dta.attention', 'dta.neuron', 'dta.train'))); print(bad); "
+            "sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, f"dta.data imported {done.stdout.strip()}"

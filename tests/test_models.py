@@ -59,3 +59,14 @@ def test_model_input_errors_name_expected_shapes():
         net(torch.randn(4, 2, 3, 8, 8))
     with pytest.raises(ValueError, match=r"repeat_static: expected \[B, C, H, W\]"):
         repeat_static(torch.randn(4, 2, 1, 8, 8), 4)
+
+
+def test_repeat_static_lives_in_shapes_and_is_re_exported():
+    import dta.shapes
+
+    assert repeat_static is dta.shapes.repeat_static
+    x = torch.rand(2, 3, 4, 4)
+    y = repeat_static(x, 3)
+    assert y.shape == (3, 2, 3, 4, 4) and all(torch.equal(y[t], x) for t in range(3))
+    with pytest.raises(ValueError, match="T must be >= 1, got 0"):
+        repeat_static(x, 0)

@@ -20,8 +20,8 @@ from typing import Callable
 
 import torch
 
-from ..models import repeat_static
 from ..registry import Registry
+from ..shapes import repeat_static
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -5,7 +5,7 @@
 ['ms_resnet18', 'ms_resnet34']
 >>> net = create_model("ms_resnet18", attention="dta", T=6, num_classes=10)
 
-Input ``[T, B, C, H, W]`` (see :func:`repeat_static` for static images),
+Input ``[T, B, C, H, W]`` (see :func:`repeat_static`, from :mod:`dta.shapes`, for static images),
 output ``[T, B, num_classes]``; the prediction is the mean over T.
 """
 
@@ -43,6 +43,7 @@ def list_models() -> list[str]:
     return _MODELS.names()
 
 
-from .ms_resnet import MSBlock, MSResNet, repeat_static  # noqa: E402  (registers builders)
+from ..shapes import repeat_static  # noqa: E402  (a shape helper, re-exported here)
+from .ms_resnet import MSBlock, MSResNet  # noqa: E402  (registers builders)
 
 __all__ = ["MSBlock", "MSResNet", "create_model", "list_models", "register_model", "repeat_static"]

@@ -33,19 +33,6 @@ from ..shapes import check_sequence
 from . import register_model
 
 
-def repeat_static(x: torch.Tensor, T: int) -> torch.Tensor:
-    """Repeat a static image batch ``[B, C, H, W]`` over time: ``[T, B, C, H, W]``.
-
-    Direct (analog) encoding, as the released code's ``add_dimention``: the
-    same image is the input current at every step. Returns an expanded view.
-    """
-    if x.dim() != 4:
-        raise ValueError(f"repeat_static: expected [B, C, H, W], received shape {tuple(x.shape)}")
-    if T < 1:
-        raise ValueError(f"repeat_static: T must be >= 1, got {T}")
-    return x.unsqueeze(0).expand(T, *x.shape)
-
-
 def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int) -> list[nn.Module]:
     return [
         layer.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=False, step_mode="m"),

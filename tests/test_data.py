@@ -302,3 +302,82 @@ def test_data_does_not_import_models():
             "sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, f"dta.data imported {done.stdout.strip()}"
+
+
+def test_events_are_checked_against_the_sensor():
+    from dta.data.events import InvalidEventsError, check_events
+
+    ev = np.zeros(4, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = [0, 6, 3, 1], [0, 4, 2, 0], [0, 1, 2, 3], [0, 1, 1, 0]
+    check_events(ev, (7, 5, 2))  # fits: x < 7, y < 5
+    frames = EventFrames((7, 5, 2), 2)
+    assert frames(ev).sum() == 4
+    for field, value, what in (("x", 7, "x outside 0..6"), ("y", 5, "y outside 0..4"),
+                               ("x", -1, "x outside 0..6"), ("p", 2, "p outside 0..1")):
+        bad = ev.copy()
+        bad[field][1] = value
+        # x=7 on a 7-wide sensor would otherwise land on pixel (0, y+1): the next row
+        with pytest.raises(InvalidEventsError, match=rf"7x5 sensor .*1 of 4 events have {what}"):
+            frames(bad)
+
+
+def test_cifar10_dvs_recording_from_another_sensor_names_file_and_sensor(tmp_path):
+    from aedat4_files import write_aedat4
+
+    _cifar10_dvs_tree(tmp_path)
+    rng = np.random.default_rng(1)
+    n = 3000  # a 320x240 recording (tonic's own test file is one) in the CIFAR10-DVS layout
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"] = rng.integers(0, 320, n), rng.integers(0, 240, n)
+    ev["t"], ev["p"] = np.sort(rng.integers(0, 1_000_000, n)), rng.integers(0, 2, n)
+    big = tmp_path / "CIFAR10DVS" / "truck" / "cifar10_truck_9.aedat4"
+    write_aedat4(big, ev, width=320, height=240)
+    # just past the edge: x=128 with a small y would silently land on the next row
+    edge = np.zeros(50, dtype=EVENT_DTYPE)
+    edge["x"], edge["y"], edge["t"], edge["p"] = np.arange(50) % 128, 3, np.arange(50), 1
+    edge["x"][7] = 128
+    write_aedat4(tmp_path / "CIFAR10DVS" / "airplane" / "cifar10_airplane_9.aedat4", edge,
+                 width=128, height=128)
+    _, test, _ = build_datasets("cifar10-dvs", root=tmp_path, T=10, augment=False)
+    with pytest.raises(CorruptRecordingError,
+                       match=r"cifar10_truck_9\.aedat4: its events do not fit the 128x128 sensor"):
+        test[9]
+    with pytest.raises(CorruptRecordingError,
+                       match=r"cifar10_airplane_9\.aedat4: .*128x128 sensor.* 1 of 50 events have x "
+                             r"outside 0\.\.127"):
+        test[0]
+    assert test[1][0].shape == (10, 2, 48, 48)  # the other recordings still load
+
+
+def test_nmnist_event_outside_the_34x34_sensor_names_the_file(tmp_path):
+    ev = np.zeros(20, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = np.arange(20), 33, np.arange(20) * 100, 1
+    ev["y"][5] = 34  # one row past the bottom edge
+    for split in ("Train", "Test"):
+        _write_nmnist_bin(tmp_path / "NMNIST" / split / "4" / "00000.bin", ev)
+    _, test, _ = build_datasets("nmnist", root=tmp_path, T=2, augment=False)
+    with pytest.raises(CorruptRecordingError, match=r"00000\.bin: its events do not fit the 34x34 "
+                                                    r"sensor .*y outside 0\.\.33"):
+        test[0]
+
+
+def test_dvs_digits_cache_with_events_off_the_sensor_is_regenerated(tmp_path):
+    good, offsets, *_ = load_dvs_digits(tmp_path, 0)
+    path = dvs_cache_path(tmp_path, 0)
+    with np.load(path) as f:
+        saved = {k: f[k] for k in f.files}
+    saved["events"] = saved["events"].copy()
+    saved["events"]["x"][10] = 12  # one column past the 12x12 array
+    np.savez_compressed(path, **saved)
+    events, *_ = load_dvs_digits(tmp_path, 0)
+    assert np.array_equal(events, good)
+
+
+def test_dvs_digits_events_off_the_sensor_name_their_source():
+    from dta.data.embedded import EventDataset
+
+    ev = np.zeros(3, dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = [1, 2, 12], [1, 1, 1], [0, 5, 9], [0, 1, 1]
+    with pytest.raises(CorruptRecordingError, match=r"cache\.npz: .*12x12 sensor"):
+        EventDataset(ev, np.array([0, 3]), np.array([4]), np.array([0]), 2, 12,
+                     source="cache.npz")

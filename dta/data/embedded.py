@@ -25,8 +25,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from ..io import atomic_write
-from . import DatasetInfo, register_dataset
-from .events import EventFrames, simulate_saccades
+from . import CorruptRecordingError, DatasetInfo, register_dataset
+from .events import EventFrames, InvalidEventsError, check_events, simulate_saccades
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -58,13 +58,20 @@ def _build_digits(root: Path, *, T: int, download: bool, seed: int, augment: boo
 
 
 class EventDataset(Dataset):
-    """Event streams as frames ``[T, 2, H, W]``; frames are made once, on construction."""
+    """Event streams as frames ``[T, 2, H, W]``; frames are made once, on construction.
+
+    Events outside the ``sensor`` x ``sensor`` array raise
+    :class:`~dta.data.CorruptRecordingError` naming ``source`` (the file they came from).
+    """
 
     def __init__(self, events: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
-                 indices: np.ndarray, T: int, sensor: int):
+                 indices: np.ndarray, T: int, sensor: int, source: str | Path = "events"):
         to_frames = EventFrames((sensor, sensor, 2), T)
         self.streams = [events[offsets[i]:offsets[i + 1]] for i in indices]
-        self.frames = torch.stack([to_frames(s) for s in self.streams])
+        try:
+            self.frames = torch.stack([to_frames(s) for s in self.streams])
+        except InvalidEventsError as err:
+            raise CorruptRecordingError(source, str(err)) from None
         self.labels = torch.from_numpy(labels[indices])
 
     def __len__(self) -> int:
@@ -79,15 +86,22 @@ def dvs_cache_path(root: Path, seed: int) -> Path:
 
 
 def load_dvs_digits(root: Path, seed: int = 0):
-    """``(events, offsets, labels, train_idx, test_idx)``, simulated once and cached."""
+    """``(events, offsets, labels, train_idx, test_idx)``, simulated once and cached.
+
+    A cache that cannot be read, or whose events do not fit the 12x12 sensor, is
+    regenerated (it is ours to rebuild, unlike a dataset's recordings).
+    """
     path = dvs_cache_path(root, seed)
     images, labels, train_idx, test_idx = load_digits_arrays()
     if path.exists():
         try:
             with np.load(path) as f:
                 if int(f["version"]) == DVS_VERSION and np.array_equal(f["labels"], labels):
-                    return f["events"], f["offsets"], labels, train_idx, test_idx
-        except (OSError, ValueError, KeyError):
+                    events, offsets = f["events"], f["offsets"]
+                    check_events(events, (DVS_SENSOR, DVS_SENSOR, 2))
+                    if offsets[-1] == len(events):
+                        return events, offsets, labels, train_idx, test_idx
+        except (OSError, ValueError, KeyError):  # InvalidEventsError is a ValueError
             pass  # a damaged cache is regenerated below
     events, offsets = simulate_saccades(images, sensor=DVS_SENSOR, scale=DVS_SCALE, seed=seed)
     buffer = io.BytesIO()
@@ -101,8 +115,9 @@ def load_dvs_digits(root: Path, seed: int = 0):
 
 def _build_dvs_digits(root: Path, *, T: int, download: bool, seed: int, augment: bool = False):
     events, offsets, labels, train_idx, test_idx = load_dvs_digits(root, seed)
-    return (EventDataset(events, offsets, labels, train_idx, T, DVS_SENSOR),
-            EventDataset(events, offsets, labels, test_idx, T, DVS_SENSOR))
+    source = dvs_cache_path(root, seed)
+    return (EventDataset(events, offsets, labels, train_idx, T, DVS_SENSOR, source),
+            EventDataset(events, offsets, labels, test_idx, T, DVS_SENSOR, source))
 
 
 register_dataset(

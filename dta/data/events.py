@@ -15,6 +15,33 @@ import torch
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
 
 
+class InvalidEventsError(ValueError):
+    """Events that do not fit the sensor: a coordinate off the pixel array, or a bad polarity."""
+
+
+def check_events(events: np.ndarray, sensor_size: tuple[int, int, int]) -> None:
+    """Raise :class:`InvalidEventsError` unless every event fits ``sensor_size`` ``(W, H, P)``.
+
+    ``0 <= x < W``, ``0 <= y < H`` and ``0 <= p < P``. Binning does not check
+    this itself: an event just past the right edge would land on the next row's
+    first pixel, and a recording from a larger sensor fails deep inside a reshape.
+    """
+    W, H, P = (int(v) for v in sensor_size)
+    if len(events) == 0:
+        return
+    problems = []
+    for field, size, axis in (("x", W, "width"), ("y", H, "height"), ("p", P, "polarities")):
+        values = events[field]
+        lo, hi = int(values.min()), int(values.max())  # bool polarities become 0/1
+        if lo < 0 or hi >= size:
+            bad = int(np.count_nonzero((values < 0) | (values >= size)))
+            problems.append(f"{bad:,} of {len(events):,} events have {field} outside 0..{size - 1} "
+                            f"(the sensor's {axis}; the file's {field} spans {lo}..{hi})")
+    if problems:
+        raise InvalidEventsError(f"its events do not fit the {W}x{H} sensor with {P} polarities "
+                                 f"(W x H): " + "; ".join(problems))
+
+
 class EventFrames:
     """Events -> float32 frames ``[T, 2, H, W]`` of event counts, optionally resized.
 
@@ -31,6 +58,8 @@ class EventFrames:
 
     ``size`` resizes the frames as the released pipeline's
     ``transforms.Resize((48, 48))`` does on tensors (bilinear, antialiased).
+    Events that do not fit ``sensor_size`` raise :class:`InvalidEventsError`
+    (:func:`check_events`) before any binning.
     """
 
     SPLITS = ("time", "number")
@@ -62,6 +91,7 @@ class EventFrames:
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         if len(events) == 0:
             raise ValueError("EventFrames: an empty event stream cannot be binned into frames")
+        check_events(events, self.sensor_size)
         raw = self._by_time(events) if self.split_by == "time" else self._by_number(events)
         frames = torch.from_numpy(raw)
         if frames.shape[0] != self.T:

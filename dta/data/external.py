@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 
 from . import CorruptRecordingError, DatasetInfo, DatasetNotFoundError, register_dataset
 from .augment import EventTrivialAugment
-from .events import EventFrames
+from .events import EventFrames, InvalidEventsError
 
 #: Normalisation of the released code's ``build_cifar`` (its CIFAR-10 std is the
 #: widespread (0.2023, 0.1994, 0.2010), not the per-pixel std): kept for fidelity.
@@ -80,7 +80,11 @@ def per_class_split(targets, train_fraction: float = 0.9) -> tuple[list[int], li
 
 
 class EventFrameDataset(Dataset):
-    """A tonic event dataset as frames ``[T, 2, H, W]`` (float32), optionally augmented."""
+    """A tonic event dataset as frames ``[T, 2, H, W]`` (float32), optionally augmented.
+
+    A recording that cannot be read, holds no events, or has events outside the
+    dataset's sensor raises :class:`~dta.data.CorruptRecordingError` naming the file.
+    """
 
     def __init__(self, events_dataset, frames: EventFrames, augment: bool = False):
         self.events = events_dataset
@@ -105,7 +109,10 @@ class EventFrameDataset(Dataset):
             raise CorruptRecordingError(self._path(i), str(err)) from err
         if len(events) == 0:
             raise CorruptRecordingError(self._path(i), "it holds no events")
-        x = self.frames(events)
+        try:
+            x = self.frames(events)  # checks coordinates and polarities against the sensor first
+        except InvalidEventsError as err:
+            raise CorruptRecordingError(self._path(i), str(err)) from None
         if self.augment is not None:
             x = self.augment(x)
         return x, int(label)

@@ -100,3 +100,30 @@ def test_duplicate_registration_is_an_error():
         @attention.register_attention("dta")
         class Again(attention.AttentionBlock):
             pass
+
+
+@pytest.mark.parametrize("T,expected", [(4, 22), (6, 32), (10, 52)])
+def test_ta_is_the_official_tlayer_parameter_count(T, expected):
+    # Tlayer: Linear(T, T//r) + Linear(T//r, T), both with bias; r = max(1, T // 2).
+    # spikingjelly's TemporalWiseAttention has 16 at T=4 (bias-free), not this.
+    block = attention.create_attention("ta", channels=64, T=T)
+    assert sum(p.numel() for p in block.parameters()) == expected
+
+
+def test_ta_scores_by_average_pooling_with_the_sigmoid_inside():
+    block = attention.create_attention("ta", channels=C, T=T).double()
+    x = torch.randn(T, B, C, H, H, dtype=torch.double) * 2
+    x[:, :, 0] += 5.0  # a large maximum: max pooling (spikingjelly's variant) would change the score
+    lin1, lin2 = block.temporal_excitation[0], block.temporal_excitation[2]
+    m = x.mean(dim=(2, 3, 4)).T  # [B, T]
+    score = torch.sigmoid(torch.relu(m @ lin1.weight.T + lin1.bias) @ lin2.weight.T + lin2.bias)
+    expected = x * score.T[:, :, None, None, None]
+    assert torch.allclose(block(x), expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"reduction must be in 1..T=4"):
+        attention.get_attention("ta")(channels=C, T=T, reduction=5)
+
+
+def test_tcja_names_follow_the_official_tla_and_cla():
+    # official TLA: Conv1d(C->C) sliding along T; CLA: Conv1d(T->T) sliding along C
+    block = attention.create_attention("tcja", channels=C, T=T)
+    assert block.conv_c.weight.shape == (C, C, 4) and block.conv_t.weight.shape == (T, T, 4)

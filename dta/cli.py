@@ -1,14 +1,52 @@
-"""The ``dta`` command: ``dta models | train | measure | bench | report | compare``.
+"""The ``dta`` command: ``dta models | train | measure | convert | bench | report | compare``.
 
 Each subcommand is a thin layer over the package API; heavy imports happen
-inside the command so ``dta --help`` stays fast.
+inside the command so ``dta --help`` stays fast. Every numeric option is
+parsed by a checked type (:func:`positive_int` and friends), so ``--batch-size 0``
+is a one-line error, not a traceback from deep inside.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+
+#: ``dta models`` / ``dta measure`` defaults for a model built from options.
+MODEL_DEFAULTS = dict(model="ms_resnet18", attention="dta", T=6, width=64, num_classes=10,
+                      in_channels=3)
+
+
+# -- checked option types ---------------------------------------------------------------------------
+
+
+def _number(kind, what: str, ok):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.what = what
+    return parse
+
+
+positive_int = _number(int, "an integer >= 1", lambda v: v >= 1)
+non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = _number(float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
+non_negative_float = _number(float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
+probability = _number(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, naming the command's help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -64,6 +102,13 @@ def _layer_table(report, per_step: bool):
         return table.to_string(index=False, na_rep="")
 
 
+def _disagreements(given: dict, fixed: dict) -> list[str]:
+    """``--opt VALUE (source: VALUE)`` for every option given that differs from ``fixed``."""
+    return [f"--{name.replace('_', '-')} {given[name]} ({what}: {value})"
+            for name, (value, what) in fixed.items()
+            if given.get(name) is not None and given[name] != value]
+
+
 def _cmd_measure(args: argparse.Namespace) -> int:
     import torch
 
@@ -72,26 +117,51 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from .measure import DEFAULT_ENERGY_MODEL, profile
     from .models import create_model
 
+    # Seed before any weights exist: an untrained model's weights come from this seed.
+    torch.manual_seed(args.seed)
+    given = {k: getattr(args, k) for k in MODEL_DEFAULTS}
     if args.checkpoint:
         model, cfg = load_trained(args.checkpoint)
-        T, dataset = cfg.T, args.dataset or cfg.dataset
+        T, dataset, model_name = cfg.T, args.dataset or cfg.dataset, cfg.model
+        ckpt = "the checkpoint's"
+        wrong = _disagreements(given, {
+            "model": (cfg.model, ckpt), "attention": (cfg.attention, ckpt), "T": (cfg.T, ckpt),
+            "width": (cfg.width, ckpt), "num_classes": (model.num_classes, ckpt),
+            "in_channels": (model.in_channels, ckpt)})
+        if args.dataset:
+            info = get_dataset_info(args.dataset)
+            wrong += [f"--dataset {args.dataset} ({what} {mine}, {ckpt} {theirs})"
+                      for what, mine, theirs in (
+                          ("classes", info.num_classes, model.num_classes),
+                          ("input channels", info.in_channels, model.in_channels))
+                      if mine != theirs]
+        if wrong:
+            raise ValueError(f"options disagree with checkpoint {args.checkpoint}: "
+                             f"{', '.join(wrong)}; leave them out to measure the checkpoint "
+                             "as trained, or drop --checkpoint to measure an untrained model")
         source = f"checkpoint {args.checkpoint} ({cfg.dataset}/{cfg.attention}, T={T})"
     else:
-        T, dataset = args.T, args.dataset
+        opts = {k: MODEL_DEFAULTS[k] if v is None else v for k, v in given.items()}
+        T, dataset, model_name = opts["T"], args.dataset, opts["model"]
+        classes, channels = opts["num_classes"], opts["in_channels"]
         if dataset:
             info = get_dataset_info(dataset)
+            wrong = _disagreements(given, {
+                "num_classes": (info.num_classes, f"dataset {dataset}"),
+                "in_channels": (info.in_channels, f"dataset {dataset}")})
+            if wrong:
+                raise ValueError(f"options disagree with --dataset {dataset}: {', '.join(wrong)}; "
+                                 "leave them out to take them from the dataset")
             classes, channels = info.num_classes, info.in_channels
-        else:
-            classes, channels = args.num_classes, args.in_channels
-        model = create_model(args.model, attention=args.attention, T=T, num_classes=classes,
-                             in_channels=channels, width=args.width).eval()
-        source = f"untrained {args.model} + {args.attention} (width {args.width}, T={T})"
-    torch.manual_seed(0)
+        model = create_model(model_name, attention=opts["attention"], T=T, num_classes=classes,
+                             in_channels=channels, width=opts["width"]).eval()
+        source = (f"untrained {model_name} + {opts['attention']} (width {opts['width']}, T={T}, "
+                  f"seed {args.seed})")
     if dataset:
         x = measurement_batch(dataset, root=args.data_root, T=T, n=args.batch_size)
         input_note = f"input: first {x.shape[1]} test samples of {dataset}"
     else:
-        x, input_note = default_input(args.model, in_channels=model.in_channels, T=T,
+        x, input_note = default_input(model_name, in_channels=model.in_channels, T=T,
                                       n=args.batch_size)
     report = profile(model, x, energy_model=args.energy_model or DEFAULT_ENERGY_MODEL,
                      fold_bn=not args.no_fold_bn)
@@ -114,14 +184,34 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .experiment import convert_released
+
+    cfg, info = convert_released(args.released, args.out, T=args.T, dataset=args.dataset,
+                                 overwrite=args.overwrite)
+    print(f"converted {args.released}: {cfg.model} + {cfg.attention}, T={cfg.T}, width "
+          f"{cfg.width}, {info.num_classes} classes, {info.in_channels} input channels "
+          f"({info.keys} keys, {info.tensors} tensors; dataset {cfg.dataset})")
+    print(f"written {args.out}: a dta-bench checkpoint (weights and configuration, no optimizer "
+          f"state); measure it with: dta measure --checkpoint {args.out}")
+    return 0
+
+
 def _csv(kind):
+    what = getattr(kind, "what", kind.__name__)
+
     def parse(text: str):
         items = [t.strip() for t in text.split(",") if t.strip()]
         try:
-            return tuple(kind(t) for t in items)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of "
-                                             f"{kind.__name__}, got {text!r}") from None
+            values = tuple(kind(t) for t in items)
+        except (ValueError, argparse.ArgumentTypeError):
+            values = ()
+        if not values:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, each {what}, got {text!r}")
+        return values
+
+    parse.item = kind  # what each element is parsed with
     return parse
 
 
@@ -207,18 +297,23 @@ _TRAIN_OVERRIDES = ("model", "T", "width", "epochs", "batch_size", "lr", "moment
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dta",
         description="dta-bench: what spiking-neural-network attention really costs and buys.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("models", help="build every attention method on a backbone; print parameters")
-    p.add_argument("--model", default="ms_resnet18", help="backbone name (default: ms_resnet18)")
-    p.add_argument("--T", type=int, default=6, help="time steps (default: 6)")
-    p.add_argument("--width", type=int, default=64, help="stem width (default: 64)")
-    p.add_argument("--num-classes", type=int, default=10, help="classes (default: 10)")
-    p.add_argument("--in-channels", type=int, default=3, help="input channels (default: 3)")
+    p.add_argument("--model", default=MODEL_DEFAULTS["model"],
+                   help=f"backbone name (default: {MODEL_DEFAULTS['model']})")
+    p.add_argument("--T", type=positive_int, default=MODEL_DEFAULTS["T"],
+                   help=f"time steps (default: {MODEL_DEFAULTS['T']})")
+    p.add_argument("--width", type=positive_int, default=MODEL_DEFAULTS["width"],
+                   help=f"stem width (default: {MODEL_DEFAULTS['width']})")
+    p.add_argument("--num-classes", type=positive_int, default=MODEL_DEFAULTS["num_classes"],
+                   help=f"classes (default: {MODEL_DEFAULTS['num_classes']})")
+    p.add_argument("--in-channels", type=positive_int, default=MODEL_DEFAULTS["in_channels"],
+                   help=f"input channels (default: {MODEL_DEFAULTS['in_channels']})")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("train", help="train one attention method on one dataset",
@@ -227,22 +322,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", default="dta", help="attention method (default: dta)")
     p.add_argument("--preset", default=None, help="preset (default: the dataset's preset)")
     p.add_argument("--model", default=None, help="backbone (default: the preset's)")
-    p.add_argument("--T", type=int, default=None, help="time steps")
-    p.add_argument("--width", type=int, default=None, help="stem width")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--momentum", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--cutmix-alpha", type=float, default=None)
-    p.add_argument("--cutmix-prob", type=float, default=None, help="CutMix probability per batch")
-    p.add_argument("--mixup-alpha", type=float, default=None, help="Mixup alpha (0 = off)")
-    p.add_argument("--mixup-prob", type=float, default=None,
+    p.add_argument("--T", type=positive_int, default=None, help="time steps")
+    p.add_argument("--width", type=positive_int, default=None, help="stem width")
+    p.add_argument("--epochs", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="global batch size")
+    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--momentum", type=non_negative_float, default=None)
+    p.add_argument("--weight-decay", type=non_negative_float, default=None)
+    p.add_argument("--cutmix-alpha", type=non_negative_float, default=None)
+    p.add_argument("--cutmix-prob", type=probability, default=None,
+                   help="CutMix probability per batch")
+    p.add_argument("--mixup-alpha", type=non_negative_float, default=None,
+                   help="Mixup alpha (0 = off)")
+    p.add_argument("--mixup-prob", type=probability, default=None,
                    help="Mixup probability per batch when CutMix is not drawn")
-    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--label-smoothing", type=probability, default=None)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="training-split augmentation")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=non_negative_int, default=None)
     p.add_argument("--data-root", default=None, help="folder with the datasets (default: data)")
     p.add_argument("--download", action="store_true", default=None,
                    help="download missing datasets where possible")
@@ -252,26 +349,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="start over in an --out that has checkpoints")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers")
-    p.add_argument("--log-every", type=int, default=None, help="batches between log lines")
-    p.add_argument("--limit-batches", type=int, default=None, help="batches per epoch (smoke runs)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--num-workers", type=non_negative_int, default=None, help="DataLoader workers")
+    p.add_argument("--log-every", type=positive_int, default=None, help="batches between log lines")
+    p.add_argument("--limit-batches", type=non_negative_int, default=None,
+                   help="batches per epoch (smoke runs; 0: all)")
+    p.add_argument("--threads", type=non_negative_int, default=None,
+                   help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("measure", help="op counts, firing and energy of one model, per layer",
                        description="Without --checkpoint or --dataset, measures an untrained "
                        "model on a fixed default input (and says so).")
-    p.add_argument("--model", default="ms_resnet18")
-    p.add_argument("--attention", default="dta")
-    p.add_argument("--T", type=int, default=6)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--checkpoint", default=None, help="a dta train checkpoint (last.pt / best.pt)")
-    p.add_argument("--dataset", default=None, help="measure on this dataset's test samples")
+    # None = not given: with --checkpoint, a given value must agree with the checkpoint
+    ckpt = "; with --checkpoint: the checkpoint's, and a different value is an error"
+    for opt, kind, help_ in (("--model", str, "backbone"), ("--attention", str, "attention method"),
+                             ("--T", positive_int, "time steps"), ("--width", positive_int,
+                                                                   "stem width"),
+                             ("--num-classes", positive_int, "classes"),
+                             ("--in-channels", positive_int, "input channels")):
+        default = MODEL_DEFAULTS[opt[2:].replace("-", "_")]
+        extra = ", or the --dataset's" if opt in ("--num-classes", "--in-channels") else ""
+        p.add_argument(opt, type=kind, default=None,
+                       help=f"{help_} (default: {default}{extra}{ckpt})")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="torch seed, set before the model is built: an untrained model's "
+                   "weights, so the same command gives the same numbers (default: 0)")
+    p.add_argument("--checkpoint", default=None, help="a dta train checkpoint (last.pt / best.pt) "
+                   "or a converted one (dta convert)")
+    p.add_argument("--dataset", default=None, help="measure on this dataset's test samples "
+                   "(default with --checkpoint: the checkpoint's dataset)")
     p.add_argument("--data-root", default="data")
-    p.add_argument("--batch-size", type=int, default=16, help="samples to measure on")
+    p.add_argument("--batch-size", type=positive_int, default=16,
+                   help="samples to measure on (default: 16)")
     p.add_argument("--energy-model", default=None, help="(default: horowitz45-fp32)")
     p.add_argument("--no-fold-bn", action="store_true", help="count BatchNorm as MACs")
     p.add_argument("--per-step", action="store_true", help="one row per layer and time step")
@@ -279,6 +389,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neurobench", action="store_true",
                    help="also print NeuroBench's SynapticOperations beside these counts")
     p.set_defaults(func=_cmd_measure)
+
+    p = sub.add_parser("convert", help="a released DTA-SNN checkpoint -> a dta-bench checkpoint",
+                       description="Map a checkpoint of the released DTA-SNN code "
+                       "(https://github.com/MnJnKIM/DTA-SNN: the .pth.tar its main.py saves, "
+                       "DTA_SNN_18 with DTA on or off) onto ms_resnet18 and write OUT "
+                       "atomically: a dta-bench checkpoint (weights and configuration, no "
+                       "optimizer state) that dta measure --checkpoint OUT reads. Model, "
+                       "attention, T, width, classes and input channels come from the weights.")
+    p.add_argument("--released", required=True, metavar="CKPT", help="the released checkpoint")
+    p.add_argument("out", metavar="OUT", help="where to write the dta-bench checkpoint")
+    p.add_argument("--T", type=positive_int, default=None,
+                   help="time steps (default: read from T-XA's weights; needed for a checkpoint "
+                   "without DTA, whose file name carries it as -T<N>-)")
+    p.add_argument("--dataset", default=None,
+                   help="the dataset it was trained on (default: from classes and input "
+                   "channels: cifar10, cifar100 or cifar10-dvs)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("bench", help="the main job: train, measure and tabulate every method",
                        description="Train every attention method with its dataset's preset, "
@@ -288,21 +416,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated datasets (default: digits)")
     p.add_argument("--methods", type=_csv(str), default=None,
                    help="comma-separated attention methods (default: all registered)")
-    p.add_argument("--T", type=_csv(int), default=None,
+    p.add_argument("--T", type=_csv(positive_int), default=None,
                    help="comma-separated time steps (default: the preset's)")
-    p.add_argument("--seeds", type=_csv(int), default=None, help="comma-separated seeds (default: 0)")
-    p.add_argument("--epochs", type=int, default=None, help="override the presets' epochs")
+    p.add_argument("--seeds", type=_csv(non_negative_int), default=None,
+                   help="comma-separated seeds (default: 0)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the presets' epochs")
     p.add_argument("--out", default=None, help="results folder (default: results)")
     p.add_argument("--runs", default=None, help="checkpoints and logs (default: runs/bench)")
     p.add_argument("--data-root", default=None, help="folder with the datasets (default: data)")
     p.add_argument("--energy-model", default=None, help="(default: horowitz45-fp32)")
-    p.add_argument("--latency-T", type=_csv(int), default=None, help="(default: 2,4,8)")
-    p.add_argument("--latency-batch", type=_csv(int), default=None, help="(default: 1,16)")
+    p.add_argument("--latency-T", type=_csv(positive_int), default=None, help="(default: 2,4,8)")
+    p.add_argument("--latency-batch", type=_csv(positive_int), default=None, help="(default: 1,16)")
     p.add_argument("--latency-devices", type=_csv(str), default=None,
                    help="devices to time (default: cpu,cuda; a missing GPU is skipped, with the reason)")
     p.add_argument("--readme", default=None,
                    help="also write the first dataset's table into this README's bench-table section")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=non_negative_int, default=None,
+                   help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench)
 
@@ -333,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         from .data import CorruptRecordingError
         from .train import CheckpointError
 

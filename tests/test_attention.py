@@ -113,7 +113,7 @@ def test_ta_is_the_official_tlayer_parameter_count(T, expected):
 def test_ta_scores_by_average_pooling_with_the_sigmoid_inside():
     block = attention.create_attention("ta", channels=C, T=T).double()
     x = torch.randn(T, B, C, H, H, dtype=torch.double) * 2
-    x[:, :, 0] += 5.0  # a large maximum: max pooling (spikingjelly's variant) would change the score
+    x[:, :, 0] += 5.0  # a large maximum: spikingjelly's variant (max pooling too) would differ
     lin1, lin2 = block.temporal_excitation[0], block.temporal_excitation[2]
     m = x.mean(dim=(2, 3, 4)).T  # [B, T]
     score = torch.sigmoid(torch.relu(m @ lin1.weight.T + lin1.bias) @ lin2.weight.T + lin2.bias)

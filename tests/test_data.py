@@ -343,8 +343,8 @@ def test_cifar10_dvs_recording_from_another_sensor_names_file_and_sensor(tmp_pat
                        match=r"cifar10_truck_9\.aedat4: its events do not fit the 128x128 sensor"):
         test[9]
     with pytest.raises(CorruptRecordingError,
-                       match=r"cifar10_airplane_9\.aedat4: .*128x128 sensor.* 1 of 50 events have x "
-                             r"outside 0\.\.127"):
+                       match=r"cifar10_airplane_9\.aedat4: .*128x128 sensor.* "
+                             r"1 of 50 events have x outside 0\.\.127"):
         test[0]
     assert test[1][0].shape == (10, 2, 48, 48)  # the other recordings still load
 

@@ -1,9 +1,10 @@
 """MS-ResNet backbones with one attention slot, built by name.
 
->>> from dta.models import create_model, list_models
+>>> from dta.models import create_model, list_models, load_released
 >>> list_models()
 ['ms_resnet18', 'ms_resnet34']
 >>> net = create_model("ms_resnet18", attention="dta", T=6, num_classes=10)
+>>> load_released(net, "CIFAR10-S0-B64-T6-E250-LR0.1.pth.tar")  # doctest: +SKIP
 
 Input ``[T, B, C, H, W]`` (see :func:`repeat_static`, from :mod:`dta.shapes`, for static images),
 output ``[T, B, num_classes]``; the prediction is the mean over T.
@@ -45,5 +46,12 @@ def list_models() -> list[str]:
 
 from ..shapes import repeat_static  # noqa: E402  (a shape helper, re-exported here)
 from .ms_resnet import MSBlock, MSResNet  # noqa: E402  (registers builders)
+from .released import (  # noqa: E402
+    ReleasedCheckpointError,
+    ReleasedInfo,
+    describe_released,
+    load_released,
+)
 
-__all__ = ["MSBlock", "MSResNet", "create_model", "list_models", "register_model", "repeat_static"]
+__all__ = ["MSBlock", "MSResNet", "ReleasedCheckpointError", "ReleasedInfo", "create_model",
+           "describe_released", "list_models", "load_released", "register_model", "repeat_static"]

@@ -293,7 +293,8 @@ _TRAIN_OVERRIDES = ("model", "T", "width", "epochs", "batch_size", "lr", "moment
                     "weight_decay", "cutmix_alpha", "cutmix_prob", "mixup_alpha", "mixup_prob",
                     "label_smoothing", "augment", "seed", "data_root", "download", "out",
                     "resume", "overwrite", "device", "num_workers", "log_every",
-                    "limit_batches", "threads")
+                    "limit_batches", "threads", "amp", "channels_last", "compile",
+                    "compile_backend")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batches per epoch (smoke runs; 0: all)")
     p.add_argument("--threads", type=non_negative_int, default=None,
                    help="torch CPU threads (0: torch's default)")
+    p.add_argument("--amp", nargs="?", const="bf16", choices=["off", "bf16", "fp16"], default=None,
+                   help="autocast the forward to bf16 (plain --amp) or fp16 (with a gradient "
+                   "scaler); default off: float32")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="2-D convolutions in channels_last (NHWC) memory order")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network (the first steps compile: slow)")
+    p.add_argument("--compile-backend", default=None, help="torch.compile backend (default: inductor)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dta.measure import is_neuron
 from dta.records import read_records, validate
 from dta.train import CheckpointError, load_checkpoint, resolve_config, train
 
@@ -29,7 +30,7 @@ def _cli(*args, env=None):
 
 def test_same_seed_same_run_and_a_valid_record(tmp_path):
     a = train(_cfg(tmp_path, "a", limit_batches=8))
-    b = train(_cfg(tmp_path, "b", limit_batches=8))
+    b = train(_cfg(tmp_path, "b", limit_batches=8, probe_samples=0))  # the probe changes nothing
     assert a.record["accuracy"] == b.record["accuracy"]
     for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(pa, pb), name
@@ -42,6 +43,29 @@ def test_same_seed_same_run_and_a_valid_record(tmp_path):
     assert any(e["event"] == "step" and "samples_per_s" in e for e in events)
     c = train(_cfg(tmp_path, "c", limit_batches=8, seed=1))
     assert not torch.equal(next(iter(c.model.parameters())), next(iter(a.model.parameters())))
+
+
+def test_every_epoch_is_instrumented(tmp_path):
+    """Per epoch: step time, samples/s and the probe (firing per layer, ACs, MACs, attention
+    share) in metrics.jsonl and the record; any-time accuracy t = 1..T from the last evaluation."""
+    result = train(_cfg(tmp_path, "i", limit_batches=4, T=3, probe_samples=16))
+    rec = result.record
+    events = [json.loads(line) for line in (tmp_path / "i" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert epochs == rec["train"]["per_epoch"] and len(epochs) == 2
+    lifs = {n for n, m in result.model.named_modules() if is_neuron(m)}
+    for e in epochs:
+        p = e["probe"]
+        assert p["samples"] == 16 and set(p["firing_per_layer"]) == lifs
+        assert 0 < p["firing_rate"] < 1 and all(0 <= r <= 1 for r in p["firing_per_layer"].values())
+        assert p["acs"] > 0 and p["macs"] > 0 and 0 < p["attention_share"] < 1
+        assert e["step_s"] > 0 and e["samples_per_s"] > 0 and 0 < p["seconds"] < e["seconds"] * 10
+    # the network changes between epochs, so does what it does on the same probe batch
+    assert epochs[0]["probe"]["acs"] != epochs[1]["probe"]["acs"]
+    anytime = rec["anytime"]["accuracy"]
+    assert len(anytime) == 3 and anytime[-1] == rec["accuracy"] and all(0 <= a <= 1 for a in anytime)
+    off = train(_cfg(tmp_path, "off", limit_batches=1, epochs=1, probe_samples=0)).record
+    assert "probe" not in off["train"]["per_epoch"][0]
 
 
 def test_checkpoints_refuse_to_be_overwritten_or_misused(tmp_path):

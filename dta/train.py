@@ -24,6 +24,7 @@ Fixed defects of the released training code (https://github.com/MnJnKIM/DTA-SNN)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -49,7 +50,10 @@ from .records import SCHEMA, environment, git_commit, write_record
 CHECKPOINT_FORMAT = "dta-bench/checkpoint/v1"
 #: Fields that may differ between a checkpoint and the run that resumes it.
 OPERATIONAL_FIELDS = {"out", "resume", "overwrite", "device", "num_workers", "log_every",
-                      "progress", "threads", "data_root", "download", "preset", "probe_samples"}
+                      "progress", "threads", "data_root", "download", "preset", "probe_samples",
+                      # how the same arithmetic is executed, like ``device`` (``amp`` is not:
+                      # it changes the arithmetic)
+                      "channels_last", "compile", "compile_backend"}
 
 
 @dataclass
@@ -84,6 +88,11 @@ class TrainConfig:
     log_every: int = 10
     limit_batches: int = 0  # >0: train on at most this many batches per epoch (smoke runs)
     threads: int = 0  # >0: torch.set_num_threads
+    # speed options (all off: the plain float32 step, bit-identical to a run without them)
+    amp: str = "off"  # "bf16" / "fp16": autocast the forward (fp16 adds a gradient scaler)
+    channels_last: bool = False  # 2-D conv weights, hence their outputs, in NHWC memory order
+    compile: bool = False  # torch.compile the network with ``compile_backend``
+    compile_backend: str = "inductor"
     progress: bool = True
     probe_samples: int = 64  # >0: end-of-epoch probe on the first N test samples (see probe)
 
@@ -107,6 +116,8 @@ def resolve_config(dataset: str, attention: str, preset: str | None = None, **ov
     for name in ("cutmix_prob", "mixup_prob", "label_smoothing"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"train: {name} must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.amp not in ("off", *AMP_DTYPES):
+        raise ValueError(f"train: amp must be one of off, {', '.join(AMP_DTYPES)}; got {cfg.amp!r}")
     return cfg
 
 
@@ -194,6 +205,51 @@ def pick_device(name: str, dist_local_rank: int = 0) -> torch.device:
     return device
 
 
+# -- speed options: --amp, --channels-last, --compile ---------------------------------------------
+
+#: ``--amp`` values and the dtype the forward is autocast to.
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(amp: str, device: torch.device):
+    """The forward's autocast context; ``"off"`` enters none, so float32 runs are untouched."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=AMP_DTYPES[amp])
+
+
+def grad_scaler(amp: str, device: torch.device):
+    """A gradient scaler for fp16, whose narrow range underflows small gradients; else None.
+
+    bf16 has float32's exponent range and needs none.
+    """
+    return torch.amp.GradScaler(torch.device(device).type) if amp == "fp16" else None
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Put every 2-D convolution weight in channels_last (NHWC) order, in place.
+
+    ``model.to(memory_format=...)`` fails on the rank-5 Conv3d weights of ``gac``
+    and ``ma``, so only ``Conv2d`` is converted. spikingjelly's multi-step
+    ``Conv2d`` runs on ``[T*B, C, H, W]``; a channels_last weight makes the
+    convolution return channels_last outputs, which BatchNorm and the
+    element-wise neurons keep.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
+    return model
+
+
+def compile_model(net: torch.nn.Module, backend: str = "inductor") -> torch.nn.Module:
+    """``torch.compile(net, backend=backend)`` (compiles lazily, at the first forward)."""
+    known = torch.compiler.list_backends(exclude_tags=())
+    if backend not in known:
+        raise ValueError(f"train: unknown compile backend {backend!r}; "
+                         f"known: {', '.join(sorted(known))}")
+    return torch.compile(net, backend=backend)
+
+
 # -- checkpoints -----------------------------------------------------------------------------------
 
 
@@ -214,7 +270,8 @@ def load_checkpoint(path: Path, cfg: TrainConfig | None = None) -> dict:
         raise CheckpointError(f"checkpoint {path} is not a dta-bench checkpoint "
                               f"(format {state.get('format') if isinstance(state, dict) else None!r})")
     if cfg is not None:
-        saved = state["config"]
+        # a field the checkpoint predates counts as its default (older runs stay resumable)
+        saved = {**TrainConfig().to_dict(), **state["config"]}
         mine = cfg.to_dict()
         diff = {k: (saved.get(k), v) for k, v in mine.items()
                 if k not in OPERATIONAL_FIELDS and saved.get(k) != v}
@@ -235,7 +292,8 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def train_one_epoch(net, loader, optimizer, cfg: TrainConfig, info, device, dist: Dist, *,
-                    epoch: int, n_batches: int, log=None, bar=None) -> dict:
+                    epoch: int, n_batches: int, log=None, bar=None, scaler=None) -> dict:
+    """One epoch; the forward runs under ``cfg.amp``'s autocast, ``scaler`` (fp16) scales the loss."""
     from spikingjelly.activation_based import functional
 
     net.train()
@@ -253,11 +311,17 @@ def train_one_epoch(net, loader, optimizer, cfg: TrainConfig, info, device, dist
         elif cfg.mixup_alpha > 0 and (cfg.mixup_prob >= 1.0
                                       or torch.rand(()).item() < cfg.mixup_prob):
             x, target = mixup(x, target, cfg.mixup_alpha)
-        logits = net(to_time_first(x, cfg.T, info.temporal)).mean(0)  # readout: mean over T
-        loss = soft_cross_entropy(logits, target)
+        with autocast(cfg.amp, device):
+            logits = net(to_time_first(x, cfg.T, info.temporal)).mean(0)  # readout: mean over T
+        loss = soft_cross_entropy(logits.float(), target)  # .float(): a no-op in float32
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skips the step when the scaled gradients overflowed
+            scaler.update()
         functional.reset_net(net)
 
         with torch.no_grad():
@@ -405,14 +469,19 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
     seed_everything(cfg.seed, -1, 0)
     model = create_model(cfg.model, attention=cfg.attention, T=cfg.T, num_classes=info.num_classes,
                          in_channels=info.in_channels, width=cfg.width).to(device)
+    if cfg.channels_last:
+        to_channels_last(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    scaler = grad_scaler(cfg.amp, device)  # None unless fp16
     start_epoch, best_acc, history, seconds = 0, -1.0, [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, best_acc = state["epoch"], state["best_accuracy"]
         history, seconds = list(state["history"]), state["train_seconds"]
         log({"event": "resume", "epoch": start_epoch})
@@ -422,6 +491,8 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:  # after DDP, as torch recommends; ``model`` stays the plain module
+        net = compile_model(net, cfg.compile_backend)
 
     for epoch in range(start_epoch, cfg.epochs):
         seed_everything(cfg.seed, epoch, dist.rank)
@@ -435,9 +506,10 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
                    unit="batch", leave=False,
                    disable=None if (dist.main and cfg.progress) else True)  # None: off without a TTY
         stats = train_one_epoch(net, loader, optimizer, cfg, info, device, dist, epoch=epoch,
-                                n_batches=n_batches, log=log, bar=bar)
+                                n_batches=n_batches, log=log, bar=bar, scaler=scaler)
         bar.close()
-        test = evaluate(net, test_loader, cfg.T, info.temporal, device, dist)
+        with autocast(cfg.amp, device):
+            test = evaluate(net, test_loader, cfg.T, info.temporal, device, dist)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         seconds += stats["seconds"]
@@ -460,6 +532,8 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "best_accuracy": best_acc, "history": history, "train_seconds": seconds,
                     "config": cfg.to_dict()}
+            if scaler is not None:
+                ckpt["scaler"] = scaler.state_dict()
             save_checkpoint(last, ckpt)
             if improved:
                 save_checkpoint(best, ckpt)
@@ -475,6 +549,7 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
                   "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)
                                     if history else 0.0),
                   "world_size": dist.world, "device": str(device),
+                  "amp": cfg.amp, "channels_last": cfg.channels_last, "compile": cfg.compile,
                   "per_epoch": history},  # loss, accuracy, step time, probe (firing, ACs) per epoch
         "config": cfg.to_dict(), "environment": environment(),
     }

@@ -1,25 +1,38 @@
-"""``dta bench``: train, measure and tabulate every attention method.
+"""``dta bench``: train, measure and tabulate every attention method over several seeds.
 
-For each (dataset, T, seed, method): train with the dataset's preset, measure
-operation counts, firing and energy (every energy model) on the first 64 test
-samples, and time the forward pass across T. Writes under
-``results/<dataset>/``:
+For each (dataset, T, seed, method): train with the dataset's preset (every epoch
+probed: firing, ACs, step time), measure operation counts, firing and energy (every
+energy model) on the first 64 test samples, and record the any-time accuracy and the
+energy spent up to each time step; then time the forward pass across T (once per
+method: latency does not depend on the weights). Writes under ``results/<dataset>/``:
 
 * ``records.jsonl``          one record per (dataset, method, T, seed, commit)
-* ``energy_vs_accuracy.*``   the table as CSV, Markdown and LaTeX
-* ``per_layer.csv``          ops and firing per layer and time step, per method
+* ``energy_vs_accuracy.*``   mean and 95 % interval over seeds, paired differences to
+                             ``none``: CSV, Markdown and LaTeX
+* ``pareto.png``             energy against accuracy, error bars, the Pareto front
+* ``anytime.csv`` / ``.png`` accuracy and energy up to each time step t = 1..T
+* ``training.csv`` / ``.png`` firing and ACs per epoch on the probe batch
+* ``per_layer.csv``          ops and firing per layer and time step, per run
 * ``latency.csv``            forward latency across T and batch size, per method
-* ``pareto.png``             energy against accuracy with the Pareto front
+
+Runs go to worker processes (by default two of one thread each on a CPU-only
+machine: the embedded default is too small for one run to use two cores well).
+Each finished run is kept at once: its full record and per-layer table in its run
+folder, and all finished records in ``records.partial.jsonl`` until the bench ends.
+A bench stopped midway says so; ``--resume`` with the same options skips the runs it
+finished (same configuration, commit and measurement settings).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -30,11 +43,12 @@ from .io import atomic_write_text
 from .measure import DEFAULT_ENERGY_MODEL, profile
 from .measure.latency import measure_latency
 from .models import create_model
-from .records import validate
+from .records import PARTIAL_SUFFIX, git_commit, is_measured, validate, write_record
 from .report import write_tables
-from .train import resolve_config, train
+from .train import OPERATIONAL_FIELDS, resolve_config, train
 
 DEFAULT_DATASETS = ("digits",)
+DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_LATENCY_T = (2, 4, 8)
 DEFAULT_LATENCY_BATCH = (1, 16)
 
@@ -44,7 +58,7 @@ class BenchConfig:
     datasets: tuple[str, ...] = DEFAULT_DATASETS
     methods: tuple[str, ...] = ()  # () = every registered method
     Ts: tuple[int, ...] = ()  # () = each dataset's preset T
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
     out: str = "results"
     runs: str = "runs/bench"
     data_root: str = "data"
@@ -55,14 +69,35 @@ class BenchConfig:
     latency_repeats: int = 5
     latency_devices: tuple[str, ...] = ("cpu", "cuda")  # unavailable devices: skipped, said so
     epochs: int | None = None  # override the presets (smoke runs)
-    threads: int = 0
+    threads: int = 0  # torch threads per run (0: the cores divided among the workers)
+    workers: int = 0  # processes training at once (0: auto; 1: in this process)
+    resume: bool = False  # skip runs a stopped bench finished (same configuration and commit)
     progress: bool = True
     train_overrides: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Job:
+    dataset: str
+    T: int
+    seed: int
+    method: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-T{self.T}-s{self.seed}"
+
+    def folder(self, runs: str | Path) -> Path:
+        return Path(runs) / self.dataset / self.name
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
 def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str,
                     energy_model: str, samples: int) -> tuple[dict, pd.DataFrame]:
-    """Add ops, firing and energy to a training record; return it and the per-layer table."""
+    """Add ops, firing, energy and the energy up to each step to a training record;
+    return it and the per-layer table."""
     x = measurement_batch(dataset, root=data_root, T=T, n=samples)
     report = profile(model, x, energy_model=energy_model)
     t = report.totals
@@ -82,7 +117,19 @@ def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str
         "attention_share": t["attention_share"], "per_step": t["energy_uj_per_step"],
         "by_model": t["energy_uj_by_model"], "attention_share_by_model": t["attention_share_by_model"],
     }
-    record["measured_on"] = {"samples": int(x.shape[1]), "split": "test"}
+    for key, name in (("compute_uj_by_model", "compute_by_model"),
+                      ("memory_uj_by_model", "memory_by_model")):
+        if key in t:  # memory-aware energy models, where the profile has them
+            record["energy"][name] = t[key]
+    # any time: what a reader who stops after step t has spent (the accuracy at each t
+    # comes from the training run's last evaluation, the same weights)
+    steps = report.per_step.groupby("t")[["ac", "mac"]].sum().reindex(range(T), fill_value=0.0)
+    record["anytime"] = {
+        **record.get("anytime", {}), "energy_model": energy_model,
+        "energy_uj": np.cumsum(t["energy_uj_per_step"]).tolist(),
+        "acs": steps["ac"].cumsum().tolist(), "macs": steps["mac"].cumsum().tolist(),
+    }
+    record["measured_on"] = {"samples": int(x.shape[1]), "requested": samples, "split": "test"}
     layers = report.layers.copy()
     for key in ("dataset", "method", "T", "seed"):
         layers.insert(0, key, record[key])
@@ -95,19 +142,65 @@ def train_and_measure(dataset: str, method: str, *, T: int | None = None, seed: 
                       progress: bool = False, **overrides):
     """Train ``method`` on ``dataset`` with its preset, then measure it.
 
-    Returns ``(record, per_layer_table, train_config)``. Shared by ``dta bench``
-    and the asv suite, so both track the same numbers.
+    Returns ``(record, per_layer_table, train_config)`` and keeps both in the run folder
+    (``record.json``, now measured, and ``per_layer.csv``). Shared by ``dta bench`` and
+    the asv suite, so both track the same numbers.
     """
-    if T is not None:
-        overrides["T"] = T
-    tcfg = resolve_config(dataset, method, seed=seed, data_root=str(data_root), overwrite=True,
-                          progress=progress, **overrides)
-    tcfg.out = str(Path(runs) / dataset / f"{method}-T{tcfg.T}-s{seed}")
+    tcfg = _train_config(Job(dataset, T, seed, method), runs=runs, data_root=data_root,
+                         progress=progress, overrides=overrides)
     trained = train(tcfg)
     record, per_layer = measure_trained(trained.model, trained.record, dataset=dataset, T=tcfg.T,
                                         data_root=str(data_root), energy_model=energy_model,
                                         samples=samples)
+    atomic_write_text(Path(tcfg.out) / "per_layer.csv", per_layer.to_csv(index=False))
+    write_record(Path(tcfg.out) / "record.json", record)  # last: its presence means "done"
     return record, per_layer, tcfg
+
+
+def _train_config(job: Job, *, runs, data_root, progress: bool, overrides: dict):
+    overrides = dict(overrides)
+    if job.T is not None:
+        overrides["T"] = job.T
+    tcfg = resolve_config(job.dataset, job.method, seed=job.seed, data_root=str(data_root),
+                          overwrite=True, progress=progress, **overrides)
+    tcfg.out = str(Path(runs) / job.dataset / f"{job.method}-T{tcfg.T}-s{job.seed}")
+    return tcfg
+
+
+def _run_job(job: Job, spec: dict) -> tuple[dict, pd.DataFrame]:
+    """One run in a worker process (module level, so it pickles)."""
+    record, per_layer, _ = train_and_measure(job.dataset, job.method, T=job.T, seed=job.seed,
+                                             **spec)
+    return record, per_layer
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def finished_run(job: Job, cfg: BenchConfig, expected: dict, commit: str):
+    """The record and per-layer table a previous bench left for ``job``, if it matches
+    the configuration, the measurement settings and the commit; else None."""
+    folder = job.folder(cfg.runs)
+    try:
+        record = validate(json.loads((folder / "record.json").read_text()))
+        per_layer = pd.read_csv(folder / "per_layer.csv")
+    except (OSError, ValueError):
+        return None
+    ignored = OPERATIONAL_FIELDS | {"out"}
+    same = (is_measured(record) and record["commit"] == commit
+            and record["energy"].get("model") == cfg.energy_model
+            and record.get("measured_on", {}).get("requested") == cfg.measure_samples
+            and {k: v for k, v in record.get("config", {}).items() if k not in ignored}
+            == {k: v for k, v in expected.items() if k not in ignored})
+    return (record, per_layer) if same else None
+
+
+# -- latency ---------------------------------------------------------------------------------------
 
 
 def latency_table(method: str, dataset: str, width: int, model_name: str, cfg: BenchConfig,
@@ -160,57 +253,182 @@ def available_devices(devices: tuple[str, ...]) -> list[str]:
     return out
 
 
+# -- the sweep -------------------------------------------------------------------------------------
+
+
+def plan_workers(cfg: BenchConfig, n_jobs: int) -> tuple[int, int]:
+    """``(workers, threads per run)``. Auto: on a CPU-only machine one process of one
+    thread per core, at most 2 (a width-16 network keeps one core busy; a second thread
+    per run gains less than a second run does); with a GPU, one process."""
+    cores = os.cpu_count() or 1
+    workers = cfg.workers or (1 if torch.cuda.is_available() else min(2, cores))
+    workers = max(1, min(workers, n_jobs))
+    threads = cfg.threads or max(1, cores // workers)
+    return workers, threads
+
+
+def _epochs_done(folder: Path) -> int:
+    """Epochs a running job has finished (its metrics log, which training rewrites)."""
+    try:
+        return (folder / "metrics.jsonl").read_text().count('"event": "epoch"')
+    except OSError:
+        return 0
+
+
 def run_bench(cfg: BenchConfig) -> dict[str, list[dict]]:
     """Run the sweep; write the results; return the records per dataset."""
     from tqdm.auto import tqdm
 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    if not cfg.seeds:
+        raise ValueError("bench: no seeds given; pass e.g. --seeds 0,1,2")
     methods = cfg.methods or tuple(list_attention())
-    jobs = []
+    jobs: list[Job] = []
     for dataset in cfg.datasets:
         get_dataset_info(dataset)  # unknown names fail before any training
         Ts = cfg.Ts or (resolve_config(dataset, methods[0]).T,)
-        jobs += [(dataset, T, seed, m) for T in Ts for seed in cfg.seeds for m in methods]
-    results: dict[str, list[dict]] = {d: [] for d in cfg.datasets}
-    layers: dict[str, list[pd.DataFrame]] = {d: [] for d in cfg.datasets}
-    latency: dict[tuple[str, str], pd.DataFrame] = {}  # (dataset, method) -> table over T, batch
-    start = time.perf_counter()
-    bar = tqdm(jobs, desc="bench", unit="run", disable=not cfg.progress, file=sys.stderr)
-    for dataset, T, seed, method in bar:
-        bar.set_postfix_str(f"{dataset} {method} T={T} seed={seed}")
-        overrides = dict(cfg.train_overrides)
-        if cfg.epochs:
-            overrides["epochs"] = cfg.epochs
-        record, per_layer, tcfg = train_and_measure(
-            dataset, method, T=T, seed=seed, runs=cfg.runs, data_root=cfg.data_root,
-            energy_model=cfg.energy_model, samples=cfg.measure_samples, progress=cfg.progress,
-            **overrides)
-        if (dataset, method) not in latency:  # latency does not depend on weights or seed
-            latency[dataset, method] = latency_table(method, dataset, tcfg.width, tcfg.model, cfg,
-                                                     also_T=cfg.Ts or (tcfg.T,))
-        lat = latency[dataset, method]
-        first = lat["device"].iloc[0]  # the first available of cfg.latency_devices
-        at_T = lat[(lat["T"] == T) & (lat["batch"] == 1) & (lat["device"] == first)]
-        record["latency_ms"] = float(at_T["median_ms"].iloc[0]) if len(at_T) else None
-        record["latency"] = lat.to_dict(orient="records")
-        results[dataset].append(record)
-        layers[dataset].append(per_layer)
-        tqdm.write(f"{dataset}/{method} T={T} seed={seed}: accuracy {record['accuracy']:.4f}, "
-                   f"energy {record['energy']['uj']:.3f} uJ "
-                   f"(attention {100 * record['energy']['attention_share']:.1f}%), "
-                   f"firing {record['firing']['rate']:.4f}", file=sys.stderr)
-    bar.close()
+        jobs += [Job(dataset, T, seed, m) for T in Ts for seed in cfg.seeds for m in methods]
+    overrides = dict(cfg.train_overrides)
+    if cfg.epochs:
+        overrides["epochs"] = cfg.epochs
+    workers, threads = plan_workers(cfg, len(jobs))
+    spec = dict(runs=cfg.runs, data_root=cfg.data_root, energy_model=cfg.energy_model,
+                samples=cfg.measure_samples, progress=cfg.progress and workers == 1, **overrides)
+    configs = {job: _train_config(job, runs=cfg.runs, data_root=cfg.data_root,
+                                  progress=False, overrides=overrides) for job in jobs}
 
-    for dataset, records in results.items():
+    done: dict[Job, tuple[dict, pd.DataFrame]] = {}
+    if cfg.resume:
+        commit = git_commit()
+        for job in jobs:
+            found = finished_run(job, cfg, configs[job].to_dict(), commit)
+            if found is not None:
+                done[job] = found
+        print(f"bench: --resume: {len(done)} of {len(jobs)} runs already finished in "
+              f"{cfg.runs} (same configuration and commit {commit}); skipping them",
+              file=sys.stderr)
+    todo = [job for job in jobs if job not in done]
+    # progress in units of epoch x T (a run's cost grows with both)
+    weight = {job: configs[job].epochs * configs[job].T for job in jobs}
+    start = time.perf_counter()
+    bar = tqdm(total=float(sum(weight.values())), desc="bench", disable=not cfg.progress,
+               file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+               "[{elapsed} elapsed, {remaining} left{postfix}]")
+    bar.update(float(sum(weight[j] for j in done)))
+    print(f"bench: {len(todo)} runs ({len(jobs)} in all) in {workers} worker process(es) of "
+          f"{threads} thread(s); latency after training", file=sys.stderr)
+
+    def finished(job: Job, result) -> None:
+        done[job] = result
+        record = result[0]
+        tqdm.write(f"{job.dataset}/{job.method} T={job.T} seed={job.seed}: accuracy "
+                   f"{record['accuracy']:.4f}, energy {record['energy']['uj']:.3f} uJ "
+                   f"(attention {100 * record['energy']['attention_share']:.1f}%), firing "
+                   f"{record['firing']['rate']:.4f}", file=sys.stderr)
+        _write_partial(cfg, jobs, done)
+
+    try:
+        if workers == 1:
+            for job in todo:
+                bar.set_postfix_str(f"{len(done)}/{len(jobs)} runs, now {job.name}")
+                finished(job, _run_job(job, spec))
+                bar.update(float(weight[job]))
+        else:
+            _run_pool(todo, spec, workers, threads, cfg, weight, finished, bar, len(jobs), done)
+    except BaseException as err:
+        bar.close()
+        what = "interrupted" if isinstance(err, KeyboardInterrupt) else f"failed ({err!r})"
+        print(f"\nbench: {what} after {len(done)} of {len(jobs)} runs. The finished records "
+              f"are kept: {_partial_paths(cfg)} and the run folders under {cfg.runs}; rerun "
+              "with the same options and --resume to skip them.", file=sys.stderr)
+        raise
+    bar.set_postfix_str(f"{len(done)}/{len(jobs)} runs; latency")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # as the runs had: a second thread mostly spins on this net
+    try:
+        results = _finish(cfg, jobs, done, configs)
+    finally:
+        torch.set_num_threads(before)
+    bar.close()
+    print(f"bench: {len(jobs)} runs in {time.perf_counter() - start:.0f} s "
+          f"({workers} worker(s) x {threads} thread(s)); results in "
+          f"{', '.join(str(Path(cfg.out) / d) for d in cfg.datasets)}", file=sys.stderr)
+    return results
+
+
+def _run_pool(todo, spec, workers, threads, cfg, weight, finished, bar, total, done) -> None:
+    """Run ``todo`` in ``workers`` spawned processes; advance the bar as epochs finish."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    for job in todo:  # a stale log from an earlier run must not count as progress
+        (job.folder(cfg.runs) / "metrics.jsonl").unlink(missing_ok=True)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+    try:
+        pending = {pool.submit(_run_job, job, spec): job for job in todo}
+        shown = {job: 0.0 for job in todo}  # progress already on the bar, per job
+        while pending:
+            ready, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in ready:
+                job = pending.pop(future)
+                finished(job, future.result())  # a failed run raises here
+                bar.update(weight[job] - shown.pop(job))
+            for job in pending.values():
+                now = min(float(job.T * _epochs_done(job.folder(cfg.runs))), weight[job])
+                if now > shown[job]:
+                    bar.update(now - shown[job])
+                    shown[job] = now
+            bar.set_postfix_str(f"{len(done)}/{total} runs")
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _partial_paths(cfg: BenchConfig) -> str:
+    return ", ".join(str(Path(cfg.out) / d / f"records{PARTIAL_SUFFIX}") for d in cfg.datasets)
+
+
+def _write_partial(cfg: BenchConfig, jobs: list[Job], done: dict) -> None:
+    """All finished records of each dataset, in job order, rewritten atomically."""
+    for dataset in cfg.datasets:
+        records = [done[j][0] for j in jobs if j.dataset == dataset and j in done]
+        if records:
+            write_records_jsonl(Path(cfg.out) / dataset / f"records{PARTIAL_SUFFIX}", records)
+
+
+def _finish(cfg: BenchConfig, jobs: list[Job], done: dict, configs: dict) -> dict[str, list[dict]]:
+    """Latency per (dataset, method) in this process, then every file of every dataset."""
+    latency: dict[tuple[str, str], pd.DataFrame] = {}
+    for job in jobs:
+        if (job.dataset, job.method) not in latency:  # it depends on neither weights nor seed
+            tcfg = configs[job]
+            Ts = tuple(sorted({j.T for j in jobs if j.dataset == job.dataset}))
+            latency[job.dataset, job.method] = latency_table(job.method, job.dataset, tcfg.width,
+                                                             tcfg.model, cfg, also_T=Ts)
+    results: dict[str, list[dict]] = {}
+    for dataset in cfg.datasets:
+        records, layers = [], []
+        for job in (j for j in jobs if j.dataset == dataset):
+            record, per_layer = done[job]
+            lat = latency[dataset, job.method]
+            first = lat["device"].iloc[0]  # the first available of cfg.latency_devices
+            at_T = lat[(lat["T"] == job.T) & (lat["batch"] == 1) & (lat["device"] == first)]
+            record = dict(record)
+            record["latency_ms"] = float(at_T["median_ms"].iloc[0]) if len(at_T) else None
+            record["latency"] = lat.to_dict(orient="records")
+            records.append(record)
+            layers.append(per_layer)
         out = Path(cfg.out) / dataset
         write_records_jsonl(out / "records.jsonl", records)
-        atomic_write_text(out / "per_layer.csv", pd.concat(layers[dataset]).to_csv(index=False))
+        atomic_write_text(out / "per_layer.csv", pd.concat(layers).to_csv(index=False))
         tables = [t for (d, _), t in latency.items() if d == dataset]
         atomic_write_text(out / "latency.csv", pd.concat(tables).to_csv(index=False))
         write_tables(records, out, title=f"{dataset}: energy versus accuracy")
-    print(f"bench: {len(jobs)} runs in {time.perf_counter() - start:.0f} s; results in "
-          f"{', '.join(str(Path(cfg.out) / d) for d in cfg.datasets)}", file=sys.stderr)
+        (out / f"records{PARTIAL_SUFFIX}").unlink(missing_ok=True)  # the bench ended
+        results[dataset] = records
     return results
 
 

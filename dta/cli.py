@@ -223,10 +223,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                  out=args.out, runs=args.runs, data_root=args.data_root,
                  energy_model=args.energy_model, latency_T=args.latency_T,
                  latency_batch=args.latency_batch, latency_devices=args.latency_devices,
-                 epochs=args.epochs, threads=args.threads)
+                 epochs=args.epochs, threads=args.threads, workers=args.workers,
+                 latency_repeats=args.latency_repeats)
     # options not given keep BenchConfig's defaults (one place states them)
     cfg = BenchConfig(**{k: v for k, v in given.items() if v is not None},
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, resume=args.resume)
     results = run_bench(cfg)
     for dataset, records in results.items():
         table = to_markdown(energy_vs_accuracy(records))
@@ -247,7 +248,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .records import read_records
     from .report import energy_vs_accuracy, to_markdown, update_readme, write_tables
 
-    records, problems = read_records(args.paths)
+    records, problems = read_records(args.paths, measured=True)
     for problem in problems:
         print(f"dta report: skipped {problem}", file=sys.stderr)
     if not records:
@@ -285,7 +286,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"\ndta compare: FAILED: {len(regressions)} regression(s) beyond threshold",
               file=sys.stderr)
         return 1
-    print("\ndta compare: ok: no metric moved the wrong way beyond its threshold", file=sys.stderr)
+    noisy = int((table.status == "within noise").sum())
+    print("\ndta compare: ok: no metric moved the wrong way beyond its threshold"
+          + (f" outside the seeds' noise ({noisy} change(s) beyond it within noise: the two "
+             "sides' 95% intervals overlap)" if noisy else ""), file=sys.stderr)
     return 0
 
 
@@ -428,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=_csv(positive_int), default=None,
                    help="comma-separated time steps (default: the preset's)")
     p.add_argument("--seeds", type=_csv(non_negative_int), default=None,
-                   help="comma-separated seeds (default: 0)")
+                   help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--epochs", type=positive_int, default=None, help="override the presets' epochs")
     p.add_argument("--out", default=None, help="results folder (default: results)")
     p.add_argument("--runs", default=None, help="checkpoints and logs (default: runs/bench)")
@@ -441,7 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", default=None,
                    help="also write the first dataset's table into this README's bench-table section")
     p.add_argument("--threads", type=non_negative_int, default=None,
-                   help="torch CPU threads (default: torch's)")
+                   help="torch CPU threads per run (default: the cores divided among the workers)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="runs trained at once, in worker processes (default: 2 on a CPU-only "
+                   "machine with 2+ cores, else 1; 1 trains in this process)")
+    p.add_argument("--latency-repeats", type=positive_int, default=None,
+                   help="timed forwards per latency point (default: 5)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the runs a stopped bench with the same options finished "
+                   "(same configuration and commit; their records are in --runs)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench)
 
@@ -452,8 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="direction-aware gate: exit 1 if a metric regressed",
-                       description="Compare two sets of result records matched on (dataset, "
-                       "method, T, seed). Accuracy up is good; energy, ops and latency down "
+                       description="Compare two sets of result records grouped on (dataset, "
+                       "method, T) over their common seeds; with 2+ seeds on both sides a "
+                       "change beyond the threshold fails only if the 95% intervals do not "
+                       "overlap (see dta.compare). A (dataset, method, T, seed) of OLD "
+                       "missing in NEW fails. Accuracy up is good; energy, ops and latency down "
                        "are good. Exit 0: ok, 1: regression or missing record, 2: bad input.")
     p.add_argument("old", help="reference records (file or folder)")
     p.add_argument("new", help="records to check (file or folder)")

@@ -1,7 +1,7 @@
-"""``dta compare OLD NEW``: a direction-aware gate for accuracy and energy.
+"""``dta compare OLD NEW``: a direction-aware, noise-aware gate for accuracy and energy.
 
-Records are matched on (dataset, method, T, seed); the commit is what differs.
-Each metric has a direction and a threshold:
+Records are grouped on (dataset, method, T); within a group the seeds are the
+repeats. Each metric has a direction and a threshold:
 
 ===============  =========  ===========  ==============================
 metric           better     threshold    meaning of the threshold
@@ -15,22 +15,35 @@ firing_rate      (none)     -            reported, never gates
 params           (none)     -            reported, never gates
 ===============  =========  ===========  ==============================
 
-A metric that moves the wrong way by more than its threshold is a
-regression and the command exits 1. Records present in OLD but missing in
-NEW are failures too (a benchmark must not vanish silently) unless
-``--allow-missing``. Malformed files are reported and skipped (exit 2 if a
-side has no valid record at all).
+The rule, per group and metric:
+
+1. The two sides are compared over the seeds both have (all seeds of each
+   side when they share none): ``change`` is the difference of the means
+   (relative to the old mean for relative thresholds).
+2. A change the wrong way by more than the threshold is a ``REGRESSION``
+   (exit 1), unless both sides have at least two seeds and their Student-t
+   95 % intervals of the mean overlap: then it is ``within noise`` (reported,
+   exit 0), because the seeds alone move the metric that much.
+3. With one seed on a side there is no interval: the threshold alone decides,
+   as for single-seed records (the old rule, unchanged).
+
+Records (dataset, method, T, seed) present in OLD but missing in NEW are
+failures too (a benchmark must not vanish silently) unless ``--allow-missing``.
+Malformed files are reported and skipped (exit 2 if a side has no valid record
+at all).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .report import COLUMNS, record_value
+from .report import COLUMNS, record_value, t_interval
 
 MATCH_FIELDS = ("dataset", "method", "T", "seed")
+GROUP_FIELDS = ("dataset", "method", "T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ METRICS = {
         Metric("params", 0, 0.0, True),
     )
 }
+_EPS = 1e-12
 
 
 def parse_thresholds(items: list[str] | None) -> dict[str, float]:
@@ -77,9 +91,26 @@ def parse_thresholds(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _seeds_text(seeds) -> str:
+    return ",".join(str(s) for s in sorted(seeds))
+
+
+def _overlap(a: tuple, b: tuple) -> bool | None:
+    """Whether the intervals ``(mean, low, high)`` overlap; None when a side has none."""
+    if not all(math.isfinite(v) for v in (a[1], a[2], b[1], b[2])):
+        return None
+    return a[1] <= b[2] + _EPS and b[1] <= a[2] + _EPS
+
+
 def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None = None,
                     skip: tuple[str, ...] = (), allow_missing: bool = False) -> tuple[pd.DataFrame, bool]:
-    """Table of changes per (key, metric) and whether the gate fails."""
+    """Table of changes per (dataset, method, T, metric) and whether the gate fails.
+
+    Columns: the group keys, ``seeds`` (the seeds compared), ``metric``, ``old`` and
+    ``new`` (means), ``old_low``/``old_high``/``new_low``/``new_high`` (95 % intervals,
+    empty with one seed), ``change``, ``threshold``, ``status`` (``ok``, ``better``,
+    ``REGRESSION``, ``within noise``, ``info``, ``n/a``; per seed: ``missing``, ``new``).
+    """
     thresholds = thresholds or {}
     unknown = [s for s in skip if s not in METRICS]
     if unknown:
@@ -92,47 +123,79 @@ def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None
         return out
 
     old_i, new_i = index(old), index(new)
+    groups: dict[tuple, tuple[dict, dict]] = {}
+    for side, idx in ((0, old_i), (1, new_i)):
+        for key, r in idx.items():
+            groups.setdefault(key[:3], ({}, {}))[side][key[3]] = r
+
     rows, failed = [], False
-    for key in list(old_i) + [k for k in new_i if k not in old_i]:
-        a, b = old_i.get(key), new_i.get(key)
-        base = dict(zip(MATCH_FIELDS, key))
-        if a is None or b is None:
-            status = "new" if a is None else ("missing" if not allow_missing else "missing (allowed)")
-            failed |= status == "missing"
-            rows.append({**base, "metric": "-", "old": None, "new": None, "change": None,
-                         "threshold": None, "status": status})
+    for group, (a, b) in groups.items():
+        base = dict(zip(GROUP_FIELDS, group))
+        gone = sorted(set(a) - set(b))
+        if gone:
+            status = "missing (allowed)" if allow_missing else "missing"
+            failed |= not allow_missing
+            rows.append({**base, "seeds": _seeds_text(gone), "metric": "-", "status": status})
+        added = sorted(set(b) - set(a))
+        if added:
+            rows.append({**base, "seeds": _seeds_text(added), "metric": "-", "status": "new"})
+        if not a or not b:
             continue
+        common = set(a) & set(b)
+        seeds_a, seeds_b = (common, common) if common else (set(a), set(b))
+        seeds = _seeds_text(common) if common else f"{_seeds_text(seeds_a)} vs {_seeds_text(seeds_b)}"
         for m in METRICS.values():
             if m.name in skip:
                 continue
-            va, vb = record_value(a, m.path), record_value(b, m.path)
-            if va is None or vb is None:
-                rows.append({**base, "metric": m.name, "old": va, "new": vb, "change": None,
-                             "threshold": None, "status": "n/a"})
+            va = [record_value(a[s], m.path) for s in sorted(seeds_a)]
+            vb = [record_value(b[s], m.path) for s in sorted(seeds_b)]
+            va = [float(v) for v in va if isinstance(v, (int, float))]
+            vb = [float(v) for v in vb if isinstance(v, (int, float))]
+            row = {**base, "seeds": seeds, "metric": m.name}
+            if not va or not vb:
+                rows.append({**row, "old": va[0] if len(va) == 1 else None,
+                             "new": vb[0] if len(vb) == 1 else None, "status": "n/a"})
                 continue
-            change = (vb - va) / abs(va) if m.relative and va else (vb - va)
+            ia, ib = t_interval(va), t_interval(vb)
+            change = (ib[0] - ia[0]) / abs(ia[0]) if m.relative and ia[0] else ib[0] - ia[0]
             limit = thresholds.get(m.name, m.threshold)
             worse = -m.direction * change  # > 0 when the metric moved the wrong way
             if m.direction == 0:
                 status = "info"
-            elif worse > limit + 1e-12:
-                status, failed = "REGRESSION", True
-            elif -worse > 1e-12:
+            elif worse > limit + _EPS:
+                if _overlap(ia, ib):
+                    status = "within noise"
+                else:
+                    status, failed = "REGRESSION", True
+            elif -worse > _EPS:
                 status = "better"
             else:
                 status = "ok"
-            rows.append({**base, "metric": m.name, "old": va, "new": vb, "change": change,
+            rows.append({**row, "old": ia[0], "new": ib[0], "old_low": ia[1], "old_high": ia[2],
+                         "new_low": ib[1], "new_high": ib[2], "change": change,
                          "threshold": limit if m.direction else None, "status": status})
-    return pd.DataFrame(rows), failed
+    columns = [*GROUP_FIELDS, "seeds", "metric", "old", "new", "old_low", "old_high", "new_low",
+               "new_high", "change", "threshold", "status"]
+    return pd.DataFrame(rows, columns=columns), failed
 
 
 def format_table(table: pd.DataFrame) -> str:
+    """Markdown: means, ``[low, high]`` 95 % intervals where both sides have several seeds."""
     if table.empty:
         return "(nothing to compare)"
-    shown = table.copy()
+
+    def number(v) -> str:
+        return "" if v is None or pd.isna(v) else f"{v:.6g}"
+
+    def side(row, which) -> str:
+        text = number(row[which])
+        low, high = row[f"{which}_low"], row[f"{which}_high"]
+        if text and not (pd.isna(low) or pd.isna(high)):
+            text += f" [{low:.4g}, {high:.4g}]"
+        return text
 
     def fmt_change(row):
-        if row["change"] is None or pd.isna(row["change"]):
+        if pd.isna(row["change"]):
             return ""
         metric = METRICS.get(row["metric"])
         if metric is not None and metric.relative:
@@ -140,13 +203,15 @@ def format_table(table: pd.DataFrame) -> str:
         return f"{row['change']:+.4f}"
 
     def fmt_limit(row):
-        if row["threshold"] is None or pd.isna(row["threshold"]):
+        if pd.isna(row["threshold"]):
             return ""
         metric = METRICS[row["metric"]]
         return f"{100 * row['threshold']:.1f}%" if metric.relative else f"{row['threshold']:.4f}"
 
-    shown["change"] = shown.apply(fmt_change, axis=1)
-    shown["threshold"] = shown.apply(fmt_limit, axis=1)
-    for col in ("old", "new"):
-        shown[col] = shown[col].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.6g}")
-    return shown.to_markdown(index=False)
+    shown = table[[*GROUP_FIELDS, "seeds", "metric"]].copy()
+    shown["old"] = table.apply(lambda r: side(r, "old"), axis=1)
+    shown["new"] = table.apply(lambda r: side(r, "new"), axis=1)
+    shown["change"] = table.apply(fmt_change, axis=1)
+    shown["threshold"] = table.apply(fmt_limit, axis=1)
+    shown["status"] = table["status"]
+    return shown.astype(str).to_markdown(index=False, disable_numparse=True)

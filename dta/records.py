@@ -11,6 +11,16 @@ A record holds what a table needs and what makes it reproducible::
 ``ops``/``firing``/``energy``/``latency`` are filled by ``dta bench`` (training
 alone writes the rest). Records are written atomically and validated on read:
 a malformed or foreign file is reported by name and skipped, never merged.
+
+Later fields are optional, so older records (one seed, no per-epoch data) still
+load, tabulate and compare: ``train.per_epoch`` (what each epoch measured:
+loss, accuracy, step time, the probe's firing and ACs) and ``anytime``
+(accuracy of the output averaged over the first t steps; energy and ops up to
+step t).
+
+A ``dta bench`` that is stopped midway leaves its finished records in
+``records.partial.jsonl``; a folder search reports that file and skips it (name
+it explicitly to read it, or finish the bench with ``dta bench --resume``).
 """
 
 from __future__ import annotations
@@ -93,12 +103,23 @@ def write_record(path: str | Path, record: dict) -> Path:
     return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def read_records(paths: Iterable[str | Path]) -> tuple[list[dict], list[str]]:
+PARTIAL_SUFFIX = ".partial.jsonl"  # the finished records of a bench that has not ended
+
+
+def is_measured(record: dict) -> bool:
+    """Whether a record carries the bench's measurement (a training record does not)."""
+    return isinstance(record.get("energy"), dict) and "uj" in record["energy"]
+
+
+def read_records(paths: Iterable[str | Path], *, measured: bool = False) -> tuple[list[dict], list[str]]:
     """Load records from files and directories.
 
     A directory is searched recursively for ``*.json`` files and JSONL files whose
     name contains ``records`` (training logs such as ``metrics.jsonl`` are not
-    records); files named explicitly are always read.
+    records); files named explicitly are always read. ``*.partial.jsonl`` files
+    (a bench stopped midway) found in a directory are reported and skipped.
+    ``measured=True``: records without an energy measurement (a training record
+    whose bench stopped before measuring it) are reported and skipped too.
 
     Returns ``(records, problems)``: each malformed or foreign file (or JSONL
     line) is named in ``problems`` and skipped.
@@ -107,8 +128,14 @@ def read_records(paths: Iterable[str | Path]) -> tuple[list[dict], list[str]]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(q for q in p.rglob("*") if q.suffix == ".json"
-                            or (q.suffix == ".jsonl" and "records" in q.name))
+            for q in sorted(p.rglob("*")):
+                if q.name.endswith(PARTIAL_SUFFIX):
+                    lines = sum(1 for line in q.read_text().splitlines() if line.strip())
+                    problems.append(
+                        f"{q}: {lines} record(s) of a bench stopped midway; skipped (finish it "
+                        "with `dta bench --resume`, or name the file to read it)")
+                elif q.suffix == ".json" or (q.suffix == ".jsonl" and "records" in q.name):
+                    files.append(q)
         elif p.exists():
             files.append(p)
         else:
@@ -128,7 +155,12 @@ def read_records(paths: Iterable[str | Path]) -> tuple[list[dict], list[str]]:
             items.append((str(f), text))
         for source, payload in items:
             try:
-                records.append(validate(json.loads(payload), source))
+                record = validate(json.loads(payload), source)
+                if measured and not is_measured(record):
+                    problems.append(f"{source}: a training record without energy measurement "
+                                    "(its bench stopped before measuring it); skipped")
+                    continue
+                records.append(record)
             except json.JSONDecodeError as err:
                 problems.append(f"{source}: not valid JSON ({err.msg} at line {err.lineno})")
             except RecordError as err:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import torch
 from spikingjelly.activation_based import neuron, surrogate
+from torch import nn
 
 #: Keyword arguments of the faithful LIF's spikingjelly base class.
 FAITHFUL_LIF_KWARGS = dict(
@@ -206,3 +207,20 @@ class FaithfulLIF(neuron.LIFNode):
 def faithful_lif(step_mode: str = "m") -> FaithfulLIF:
     """A fresh LIF layer that reproduces the released DTA-SNN neuron."""
     return FaithfulLIF(step_mode=step_mode)
+
+
+def _relu() -> nn.Module:
+    return nn.ReLU()
+
+
+#: Activation layers a backbone can be built with: ``lif`` (the SNN) or ``relu``
+#: (the ANN it would replace: same layers, ReLU in every neuron's place, run at T=1).
+NEURONS = {"lif": faithful_lif, "relu": _relu}
+
+
+def create_neuron(kind: str = "lif") -> nn.Module:
+    """A fresh activation layer of ``kind`` (one of :data:`NEURONS`), time-first ``[T, B, ...]``."""
+    try:
+        return NEURONS[kind]()
+    except KeyError:
+        raise ValueError(f"unknown neuron {kind!r}; known: {', '.join(NEURONS)}") from None

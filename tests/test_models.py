@@ -70,3 +70,30 @@ def test_repeat_static_lives_in_shapes_and_is_re_exported():
     assert y.shape == (3, 2, 3, 4, 4) and all(torch.equal(y[t], x) for t in range(3))
     with pytest.raises(ValueError, match="T must be >= 1, got 0"):
         repeat_static(x, 0)
+
+
+def test_relu_backbone_is_the_equivalent_ann():
+    """``neuron="relu"``: the same layers and parameters as the ``none`` SNN, ReLU in every
+    LIF's place, no spiking neuron left; it runs at T=1 (the ``ann`` row of the bench)."""
+    import torch
+    from dta.measure import is_neuron
+    from dta.models import create_model, repeat_static
+
+    kw = dict(attention="none", num_classes=10, in_channels=1, width=8)
+    snn = create_model("ms_resnet18", T=4, **kw)
+    ann = create_model("ms_resnet18", T=1, neuron="relu", **kw)
+    assert sum(p.numel() for p in ann.parameters()) == sum(p.numel() for p in snn.parameters())
+    assert not any(is_neuron(m) for m in ann.modules())
+    relus = [n for n, m in ann.named_modules() if isinstance(m, torch.nn.ReLU)]
+    lifs = [n for n, m in snn.named_modules() if is_neuron(m)]
+    assert relus == lifs and len(relus) == 17
+    out = ann(repeat_static(torch.rand(3, 1, 8, 8), 1))
+    assert out.shape == (1, 3, 10) and (out != out[0, 0]).any()
+
+
+def test_unknown_neuron_lists_the_known_ones():
+    import pytest
+    from dta.models import create_model
+
+    with pytest.raises(ValueError, match="unknown neuron 'tanh'; known: lif, relu"):
+        create_model("ms_resnet18", attention="none", T=1, num_classes=10, neuron="tanh")

@@ -27,15 +27,18 @@ def register_model(name: str):
 
 
 def create_model(
-    name: str, *, attention: str, T: int, num_classes: int, in_channels: int = 3, width: int = 64
+    name: str, *, attention: str, T: int, num_classes: int, in_channels: int = 3, width: int = 64,
+    neuron: str = "lif",
 ) -> nn.Module:
     """Build model ``name`` with the attention method ``attention`` in its encoding slot.
 
     ``width`` is the stem width; every stage scales with it (64 is the paper's
-    network, 16 the CPU-sized network of the embedded defaults).
+    network, 16 the CPU-sized network of the embedded defaults). ``neuron`` is
+    ``lif`` (the SNN) or ``relu`` (the equivalent ANN, meant for T=1).
     """
     return _MODELS.get(name)(
-        attention=attention, T=T, num_classes=num_classes, in_channels=in_channels, width=width
+        attention=attention, T=T, num_classes=num_classes, in_channels=in_channels, width=width,
+        neuron=neuron,
     )
 
 

@@ -16,7 +16,9 @@ models/MS_ResNet.py, ``DTA_SNN_18`` / ``DTA_SNN_34``):
   strides 1, 2, 2, 2, so a 224 input ends at 7x7.
 
 All layers are spikingjelly multi-step layers on ``[T, B, ...]``; neurons are
-the faithful LIF of :mod:`dta.neuron`.
+the faithful LIF of :mod:`dta.neuron`. ``neuron="relu"`` builds the ANN the SNN
+would replace (the same layers with a ReLU in every LIF's place; run it at T=1):
+the ``ann`` row of ``dta bench``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from spikingjelly.activation_based import layer
 from torch import nn
 
 from ..attention import create_attention
-from ..neuron import faithful_lif
+from ..neuron import create_neuron
 from ..shapes import check_sequence
 from . import register_model
 
@@ -48,11 +50,11 @@ class MSBlock(nn.Module):
     ``[T, B, C_in, H, W] -> [T, B, C_out, H/stride, W/stride]``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, neuron: str = "lif"):
         super().__init__()
-        self.lif1 = faithful_lif()
+        self.lif1 = create_neuron(neuron)
         self.conv1, self.bn1 = _conv_bn(in_channels, out_channels, 3, stride, 1)
-        self.lif2 = faithful_lif()
+        self.lif2 = create_neuron(neuron)
         self.conv2, self.bn2 = _conv_bn(out_channels, out_channels, 3, 1, 1)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
@@ -88,6 +90,7 @@ class MSResNet(nn.Module):
         stage_strides: Sequence[int],
         stem: str = "cifar",
         name: str = "ms_resnet",
+        neuron: str = "lif",
     ):
         super().__init__()
         if not (len(stage_channels) == len(stage_blocks) == len(stage_strides)):
@@ -97,6 +100,7 @@ class MSResNet(nn.Module):
             if int(value) < 1:
                 raise ValueError(f"{name}: {what} must be >= 1, got {value}")
         self.name = name
+        self.neuron = neuron
         self.T = int(T)
         self.in_channels = int(in_channels)
         self.num_classes = int(num_classes)
@@ -113,17 +117,17 @@ class MSResNet(nn.Module):
 
         self.attention = create_attention(attention, channels=stem_channels, T=self.T)
         # Only methods that gate spikes need the stem LIF; the others skip it.
-        self.stem_lif = faithful_lif() if self.attention.needs_spikes else None
+        self.stem_lif = create_neuron(neuron) if self.attention.needs_spikes else None
 
         stages: list[nn.Module] = []
         in_ch = stem_channels
         for out_ch, blocks, stride in zip(stage_channels, stage_blocks, stage_strides):
-            stage = [MSBlock(in_ch, out_ch, stride)]
-            stage += [MSBlock(out_ch, out_ch, 1) for _ in range(blocks - 1)]
+            stage = [MSBlock(in_ch, out_ch, stride, neuron)]
+            stage += [MSBlock(out_ch, out_ch, 1, neuron) for _ in range(blocks - 1)]
             stages.append(nn.Sequential(*stage))
             in_ch = out_ch
         self.stages = nn.Sequential(*stages)
-        self.final_lif = faithful_lif()
+        self.final_lif = create_neuron(neuron)
         self.avgpool = layer.AdaptiveAvgPool2d((1, 1), step_mode="m")
         self.fc = layer.Linear(in_ch, num_classes, step_mode="m")
 
@@ -150,26 +154,26 @@ def _check_width(name: str, width: int) -> int:
 @register_model("ms_resnet18")
 def ms_resnet18(
     *, attention: str = "dta", T: int = 6, num_classes: int = 10, in_channels: int = 3,
-    width: int = 64,
+    width: int = 64, neuron: str = "lif",
 ) -> MSResNet:
     """The released CIFAR / CIFAR10-DVS DTA-SNN network (``DTA_SNN_18``)."""
     w = _check_width("ms_resnet18", width)
     return MSResNet(
         attention=attention, T=T, num_classes=num_classes, in_channels=in_channels,
         stem_channels=w, stage_channels=(2 * w, 4 * w, 8 * w), stage_blocks=(3, 3, 2),
-        stage_strides=(1, 2, 2), stem="cifar", name="ms_resnet18",
+        stage_strides=(1, 2, 2), stem="cifar", name="ms_resnet18", neuron=neuron,
     )
 
 
 @register_model("ms_resnet34")
 def ms_resnet34(
     *, attention: str = "dta", T: int = 6, num_classes: int = 1000, in_channels: int = 3,
-    width: int = 64,
+    width: int = 64, neuron: str = "lif",
 ) -> MSResNet:
     """ImageNet MS-ResNet-34 (7x7/2 stem + max-pool; ends at 7x7 for a 224 input)."""
     w = _check_width("ms_resnet34", width)
     return MSResNet(
         attention=attention, T=T, num_classes=num_classes, in_channels=in_channels,
         stem_channels=w, stage_channels=(w, 2 * w, 4 * w, 8 * w), stage_blocks=(3, 4, 6, 3),
-        stage_strides=(1, 2, 2, 2), stem="imagenet", name="ms_resnet34",
+        stage_strides=(1, 2, 2, 2), stem="imagenet", name="ms_resnet34", neuron=neuron,
     )

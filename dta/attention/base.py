@@ -17,7 +17,7 @@ method            placement    Y
 ``tna``           after_lif    sigmoid(T_NA(X)) * S
 ``gac``           after_lif    sigmoid(TA(X) * SCA(X)) * S
 ``tcja``          after_lif    S * sigmoid(TLA(S) * CLA(S))
-``ta``            before_lif   TemporalWiseAttention(X), spiked by stage 1
+``ta``            before_lif   X * Tlayer(X) (TA-SNN), spiked by stage 1
 ``ma``            before_lif   MultiDimensionalAttention(X), spiked by stage 1
 ================  ===========  ==============================================
 

@@ -422,9 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("bench", help="the main job: train, measure and tabulate every method",
-                       description="Train every attention method with its dataset's preset, "
-                       "measure ops, firing, energy and latency, and write tables under "
-                       "OUT/<dataset>/. Defaults finish in about 6 minutes on 2 CPU cores.")
+                       description="Train every attention method with its dataset's preset over "
+                       "several seeds, measure ops, firing, energy, energy up to each time step "
+                       "and latency, and write tables with 95% intervals under OUT/<dataset>/. "
+                       "The defaults (3 seeds, 2 worker processes) are sized to finish within "
+                       "10 minutes on 2 CPU cores.")
     p.add_argument("--datasets", type=_csv(str), default=None,
                    help="comma-separated datasets (default: digits)")
     p.add_argument("--methods", type=_csv(str), default=None,

@@ -16,8 +16,11 @@ Released recipes (https://github.com/MnJnKIM/DTA-SNN, README and main.py):
 * ``imagenet``: lr 0.1, weight decay 1e-5, 200 epochs, batch 128, T=6, ms_resnet34.
 
 Small presets train an ms_resnet18 at T=4 with batch 64 on a 2-core CPU:
-``digits`` width 16 for 4 epochs (30-40 s per method, 96-99 % test accuracy),
-``dvs-digits`` width 8 for 5 epochs (about 40 s, 91 % for ``dta``).
+``digits`` width 16 for 4 epochs (18-28 s per method in one thread, process
+start included, 96-98 % test accuracy, seed 0: ``dta train --threads 1`` for each
+method on the 2-core reference machine while other jobs shared it; ``dta bench``
+runs two such runs at once), ``dvs-digits`` width 8 for 5 epochs (about 40 s,
+91 % for ``dta``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ network without spiking neurons. Models are never modified.
 >>> report = profile(model, x)           # x: [T, B, C, H, W]
 >>> report.layers                        # per layer, per time step
 >>> report.totals["energy_uj"]           # per inference, horowitz45-fp32
+>>> report.totals["memory_uj_by_model"]  # memory energy, per memory-aware model
+>>> report.layers[["layer", "t", "ac", "bytes"]]  # bytes beside op counts
 >>> compare_neurobench(model, x)         # the same counts beside NeuroBench's
 """
 
@@ -16,17 +18,21 @@ from .crosscheck import compare_neurobench, neurobench_synops
 from .energy import (
     DEFAULT_ENERGY_MODEL,
     EnergyModel,
+    MemoryPrice,
     get_energy_model,
     list_energy_models,
     register_energy_model,
 )
 from .profile import COMPONENTS, ProfileReport, profile
+from .traffic import activation_bits
 
 __all__ = [
     "COMPONENTS",
     "CountResult",
     "DEFAULT_ENERGY_MODEL",
     "EnergyModel",
+    "MemoryPrice",
+    "activation_bits",
     "OpCounter",
     "compare_neurobench",
     "ProfileReport",

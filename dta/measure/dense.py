@@ -100,6 +100,8 @@ EXTRA_HANDLES = {
     "sj_lif::forward": _neuron("lif"),
     "sj_if::forward": _neuron("if"),
     "sj_plif::forward": _neuron("plif"),
+    # dta-bench's faithful LIF (dta/neuron.py): one op per layer per multi-step call
+    "dta::lif_multistep": _neuron("lif"),
 }
 
 

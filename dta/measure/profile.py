@@ -1,8 +1,29 @@
-"""``profile(model, inputs)``: op counts, firing and energy of one forward, as a report.
+"""``profile(model, inputs)``: op counts, memory traffic, firing and energy of one forward.
 
 All numbers are per sample (divided by the batch size B) and per time step;
 per-step numbers sum to the totals. See :mod:`dta.measure.rules` for what is
-counted and :mod:`dta.measure.energy` for the energy models.
+counted, :mod:`dta.measure.traffic` for the bytes and :mod:`dta.measure.energy`
+for the energy models.
+
+Keys of ``report.totals`` (per sample; energies in uJ, bytes in bytes):
+
+* op counts: ``ac``, ``mac``, ``other``, ``select``, ``dense_macs``,
+  ``neuron_updates``, ``spikes``, ``firing_rate``, ``sparsity``,
+  ``firing_rate_per_step`` (list over t), ``by_component`` (component -> counts
+  and bytes);
+* bytes, canonical traffic at the report model's ``word_bits``: ``bytes``,
+  ``bytes_by_kind`` (``weight``, ``bias``, ``state``, ``act_read``,
+  ``act_write``), ``bytes_by_component``, ``word_bits``; ``bytes_by_model``
+  (name -> bytes that model charges for; ``None`` for compute-only models);
+* energy of the report's model (``energy_model``): ``energy_uj`` (compute +
+  memory), ``compute_uj``, ``memory_uj`` (``None`` if compute only),
+  ``memory_share``, ``energy_uj_by_component`` / ``compute_uj_by_component`` /
+  ``memory_uj_by_component`` (component -> uJ), ``energy_uj_per_step`` /
+  ``compute_uj_per_step`` / ``memory_uj_per_step`` (lists over t),
+  ``attention_share``;
+* every registered model: ``energy_uj_by_model``, ``compute_uj_by_model``,
+  ``memory_uj_by_model`` (``None`` for compute-only models),
+  ``attention_share_by_model``, and ``compute_only_models`` (names).
 """
 
 from __future__ import annotations
@@ -12,6 +33,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -19,8 +41,9 @@ from torch import nn
 from ..io import atomic_write_text
 from ..shapes import check_time_first
 from .counter import CountResult, OpCounter, is_neuron
-from .energy import DEFAULT_ENERGY_MODEL, get_energy_model, list_energy_models
+from .energy import DEFAULT_ENERGY_MODEL, EnergyModel, get_energy_model, list_energy_models
 from .rules import KINDS
+from .traffic import BYTE_COLUMNS, TRAFFIC_FIELDS, canonical_bytes
 
 COMPONENTS = ("encoding", "attention", "backbone", "neurons")
 
@@ -52,9 +75,15 @@ class ProfileReport:
     """The result of :func:`profile`.
 
     ``ops``: long-form op counts (layer, type, component, op, kind, t, count, dense_macs).
-    ``layers``: one row per (layer, t) with columns per op kind, neuron updates and firing.
+    ``layers``: one row per (layer, t) with columns per op kind, neuron updates, firing,
+    bytes moved (``weight_bytes``, ``bias_bytes``, ``state_bytes``, ``act_read_bytes``,
+    ``act_write_bytes``, ``bytes``, at ``meta["word_bits"]``) and the energy of the
+    report's model in pJ (``compute_pj``, ``memory_pj``: NaN if it is compute only).
     ``firing``: one row per (neuron layer, t): spikes, neurons, rate, sparsity.
-    ``totals``: per-sample totals, per component, energy under every energy model.
+    ``traffic``: one row per (layer, op, t): counts and traffic in elements
+    (:mod:`dta.measure.traffic`), what the energy models price.
+    ``totals``: per-sample totals, per component, energy under every energy model
+    (keys in the module docstring).
     """
 
     ops: pd.DataFrame
@@ -65,16 +94,32 @@ class ProfileReport:
     unsupported: dict
     folded_bn: list
     meta: dict = field(default_factory=dict)
+    traffic: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def energy(self, model: str | None = None) -> pd.DataFrame:
-        """Energy per component and time step in pJ under ``model`` (default: the report's)."""
-        em = get_energy_model(model or self.meta["energy_model"])
-        rows = []
-        for (component, t), group in self.per_step.groupby(["component", "t"]):
-            counts = {k: group[k].sum() for k in KINDS}
-            counts["neuron"] = group["neuron_updates"].sum()
-            rows.append({"component": component, "t": t, "energy_pj": em.energy_pj(counts)})
-        return pd.DataFrame(rows)
+    def energy(self, model: str | EnergyModel | None = None) -> pd.DataFrame:
+        """Energy per component and time step in pJ under ``model`` (default: the report's).
+
+        Columns: component, t, compute_pj, memory_pj (NaN for a compute-only
+        model), energy_pj (their sum; compute alone for a compute-only model).
+        """
+        em = _model(model or self.meta["energy_model"]).for_network(self.has_neurons)
+        frame = self.traffic[["component", "t"]].copy()
+        frame["compute_pj"] = em.compute_pj(self.traffic)
+        frame["memory_pj"] = np.nan if em.compute_only else em.memory_pj(self.traffic)
+        out = frame.groupby(["component", "t"])[["compute_pj", "memory_pj"]].sum(min_count=1)
+        grid = pd.MultiIndex.from_product([COMPONENTS, range(self.meta["T"])],
+                                          names=["component", "t"])
+        out = out.reindex(grid).reset_index()
+        out["compute_pj"] = out["compute_pj"].fillna(0.0)
+        if not em.compute_only:
+            out["memory_pj"] = out["memory_pj"].fillna(0.0)
+        out["energy_pj"] = out["compute_pj"] + out["memory_pj"].fillna(0.0)
+        return out
+
+    @property
+    def has_neurons(self) -> bool:
+        """The profiled network has spiking neurons."""
+        return bool(self.totals.get("neuron_updates", 0) > 0)
 
     def to_dict(self) -> dict:
         """Plain Python data (missing values such as a conv's firing rate become None)."""
@@ -105,9 +150,15 @@ class ProfileReport:
             f"select {t['select']:,.0f}  dense MACs {t['dense_macs']:,.0f}",
             f"neuron updates {t['neuron_updates']:,.0f}  spikes {t['spikes']:,.0f}  "
             f"firing rate {t['firing_rate']:.4f}",
+            f"bytes moved {t['bytes']:,.0f} at {t['word_bits']}-bit words: " + ", ".join(
+                f"{k} {v:,.0f}" for k, v in t["bytes_by_kind"].items()),
             f"energy {t['energy_uj']:.4f} uJ: " + ", ".join(
                 f"{c} {t['energy_uj_by_component'][c]:.4f}" for c in COMPONENTS)
             + f"  (attention share {t['attention_share']:.1%})",
+            (f"compute {t['compute_uj']:.4f} uJ (compute only: {em} has no memory price)"
+             if t["memory_uj"] is None else
+             f"compute {t['compute_uj']:.4f} uJ, memory {t['memory_uj']:.4f} uJ "
+             f"({t['memory_share']:.1%} memory)"),
         ]
         if self.unsupported:
             lines.append("unsupported ops (not counted): " + ", ".join(
@@ -191,6 +242,24 @@ def profile(
                         components=components)
 
 
+def _model(model: str | EnergyModel) -> EnergyModel:
+    return model if isinstance(model, EnergyModel) else get_energy_model(model)
+
+
+_TRAFFIC_COLUMNS = ["layer", "op", "t", *TRAFFIC_FIELDS, "param_words", "synaptic", "conv",
+                    "leaky", "spikes", *KINDS, "neuron_updates", "dense_macs"]
+
+
+def price(em: EnergyModel, traffic: pd.DataFrame, *, has_neurons: bool,
+          act_bits: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-row compute and memory energy (pJ) of ``traffic`` under ``em``; memory ``None``
+    for a compute-only model."""
+    em = em.for_network(has_neurons)
+    compute = em.compute_pj(traffic, act_bits=act_bits)
+    memory = None if em.compute_only else em.memory_pj(traffic, act_bits=act_bits)
+    return compute, memory
+
+
 def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fold_bn: bool,
                  components: Mapping[str, Sequence[str]] | None = None) -> ProfileReport:
     """Turn raw :class:`CountResult` rows into tables, totals and energy."""
@@ -216,26 +285,42 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     firing["rate"] = firing["spikes"] / firing["neurons"].where(firing["neurons"] > 0)
     firing["sparsity"] = 1.0 - firing["rate"]
 
-    # Wide per-(layer, t) table: one column per kind, plus neuron updates and firing.
-    wide = ops.pivot_table(index=["layer", "type", "component", "t"], columns="kind",
-                           values="count", aggfunc="sum", fill_value=0.0, sort=False)
-    wide = wide.reindex(columns=list(KINDS), fill_value=0.0)
-    dense = ops.groupby(["layer", "type", "component", "t"], sort=False)["dense_macs"].sum()
-    wide["dense_macs"] = dense
-    wide = wide.reset_index()
-    neuron_rows = firing.rename(columns={"neurons": "neuron_updates"})[
-        ["layer", "type", "t", "neuron_updates", "spikes"]].copy()
-    neuron_rows["component"] = "neurons"
-    layers = pd.concat([wide, neuron_rows], ignore_index=True, sort=False).fillna(0.0)
-    layers = layers[["layer", "type", "component", "t", *KINDS, "dense_macs",
-                     "neuron_updates", "spikes"]]
+    traffic = pd.DataFrame(counts.traffic, columns=_TRAFFIC_COLUMNS)
+    traffic.insert(1, "type", traffic["layer"].map(lambda n: types.get(n, "")))
+    comp_of = {name: component(name) for name in traffic["layer"].unique()}
+    traffic.insert(2, "component", np.where(traffic["op"] == "neuron", "neurons",
+                                            traffic["layer"].map(comp_of)))
+    has_neurons = bool(traffic["neuron_updates"].sum() > 0)
+
+    em = get_energy_model(energy_model)
+    word_bits = em.word_bits
+    nbytes = canonical_bytes(traffic, word_bits)
+    compute, memory = price(em, traffic, has_neurons=has_neurons)
+    sums = {**{k: traffic[k] for k in (*KINDS, "dense_macs", "neuron_updates", "spikes")},
+            **nbytes}
+    wide = pd.DataFrame({"layer": traffic["layer"], "type": traffic["type"],
+                         "component": traffic["component"], "t": traffic["t"], **sums,
+                         "compute_pj": compute,
+                         "memory_pj": memory if memory is not None else np.nan})
+    keys = ["layer", "type", "component", "t"]
+    value_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS]
+    layers = wide.groupby(keys, sort=False, as_index=False)[
+        [*value_cols, "compute_pj", "memory_pj"]].sum(min_count=1)
+    layers[value_cols] = layers[value_cols].fillna(0.0)
+    layers["bytes"] = layers[list(BYTE_COLUMNS)].sum(axis=1)
     layers["firing_rate"] = layers["spikes"] / layers["neuron_updates"].where(
         layers["neuron_updates"] > 0)
+    layers = layers[[*keys, *KINDS, "dense_macs", "neuron_updates", "spikes", "firing_rate",
+                     *BYTE_COLUMNS, "bytes", "compute_pj", "memory_pj"]]
 
-    per_step = layers.groupby(["component", "t"], as_index=False)[
-        [*KINDS, "dense_macs", "neuron_updates", "spikes"]].sum()
+    step_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS, "bytes",
+                 "compute_pj", "memory_pj"]
+    per_step = layers.groupby(["component", "t"], as_index=False)[step_cols].sum(min_count=1)
     per_step = (pd.MultiIndex.from_product([COMPONENTS, range(counts.T)], names=["component", "t"])
-                .to_frame(index=False).merge(per_step, how="left").fillna(0.0))
+                .to_frame(index=False).merge(per_step, how="left"))
+    per_step[step_cols[:-1]] = per_step[step_cols[:-1]].fillna(0.0)
+    if memory is not None:
+        per_step["memory_pj"] = per_step["memory_pj"].fillna(0.0)
 
     totals: dict[str, Any] = {k: float(layers[k].sum()) for k in KINDS}
     totals["dense_macs"] = float(layers["dense_macs"].sum())
@@ -246,44 +331,70 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     totals["sparsity"] = 1.0 - totals["firing_rate"]
     totals["by_component"] = {
         c: {k: float(per_step.loc[per_step.component == c, k].sum())
-            for k in (*KINDS, "dense_macs", "neuron_updates")}
+            for k in (*KINDS, "dense_macs", "neuron_updates", "bytes")}
         for c in COMPONENTS
     }
+    totals["word_bits"] = word_bits
+    totals["bytes"] = float(layers["bytes"].sum())
+    totals["bytes_by_kind"] = {k[:-len("_bytes")]: float(layers[k].sum()) for k in BYTE_COLUMNS}
+    totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
+
+    comp_index = traffic["component"].to_numpy()
 
     def energy_of(name: str) -> dict:
-        em = get_energy_model(name)
-        by_comp = {}
-        for c in COMPONENTS:
-            sub = per_step[per_step.component == c]
-            kinds = {k: sub[k].sum() for k in KINDS}
-            kinds["neuron"] = sub["neuron_updates"].sum()
-            by_comp[c] = em.energy_pj(kinds) / 1e6
-        total = sum(by_comp.values())
-        return {"energy_uj": total, "by_component": by_comp,
-                "attention_share": by_comp["attention"] / total if total else 0.0}
+        m = get_energy_model(name)
+        if name == energy_model:
+            c_pj, m_pj = compute, memory
+        else:
+            c_pj, m_pj = price(m, traffic, has_neurons=has_neurons)
+        by_c = {c: float(c_pj[comp_index == c].sum()) / 1e6 for c in COMPONENTS}
+        by_m = (None if m_pj is None else
+                {c: float(m_pj[comp_index == c].sum()) / 1e6 for c in COMPONENTS})
+        by = {c: by_c[c] + (by_m[c] if by_m else 0.0) for c in COMPONENTS}
+        total = sum(by.values())
+        return {"energy_uj": total, "compute_uj": sum(by_c.values()),
+                "memory_uj": None if by_m is None else sum(by_m.values()),
+                "bytes": (None if m.compute_only else
+                          float(m.for_network(has_neurons).bytes_moved(traffic).sum())),
+                "by_component": by, "compute_by_component": by_c, "memory_by_component": by_m,
+                "attention_share": by["attention"] / total if total else 0.0}
 
     energies = {name: energy_of(name) for name in list_energy_models()}
     chosen = energies[energy_model]
     totals["energy_model"] = energy_model
     totals["energy_uj"] = chosen["energy_uj"]
+    totals["compute_uj"] = chosen["compute_uj"]
+    totals["memory_uj"] = chosen["memory_uj"]
+    totals["memory_share"] = (None if chosen["memory_uj"] is None else
+                              chosen["memory_uj"] / chosen["energy_uj"]
+                              if chosen["energy_uj"] else 0.0)
     totals["energy_uj_by_component"] = chosen["by_component"]
+    totals["compute_uj_by_component"] = chosen["compute_by_component"]
+    totals["memory_uj_by_component"] = chosen["memory_by_component"]
     totals["attention_share"] = chosen["attention_share"]
     totals["energy_uj_by_model"] = {n: e["energy_uj"] for n, e in energies.items()}
+    totals["compute_uj_by_model"] = {n: e["compute_uj"] for n, e in energies.items()}
+    totals["memory_uj_by_model"] = {n: e["memory_uj"] for n, e in energies.items()}
+    totals["bytes_by_model"] = {n: e["bytes"] for n, e in energies.items()}
     totals["attention_share_by_model"] = {n: e["attention_share"] for n, e in energies.items()}
-    step_energy = []
-    em = get_energy_model(energy_model)
-    for t in range(counts.T):
-        sub = per_step[per_step.t == t]
-        kinds = {k: sub[k].sum() for k in KINDS}
-        kinds["neuron"] = sub["neuron_updates"].sum()
-        step_energy.append(em.energy_pj(kinds) / 1e6)
-    totals["energy_uj_per_step"] = step_energy
+    totals["compute_only_models"] = [n for n in energies if get_energy_model(n).compute_only]
+    by_t = per_step.groupby("t")[["compute_pj", "memory_pj"]].sum(min_count=1).reindex(
+        range(counts.T))
+    totals["compute_uj_per_step"] = (by_t["compute_pj"].fillna(0.0) / 1e6).tolist()
+    totals["memory_uj_per_step"] = (None if memory is None else
+                                    (by_t["memory_pj"].fillna(0.0) / 1e6).tolist())
+    totals["energy_uj_per_step"] = [
+        c + (m if memory is not None else 0.0)
+        for c, m in zip(totals["compute_uj_per_step"],
+                        totals["memory_uj_per_step"] or [0.0] * counts.T)]
     totals["firing_rate_per_step"] = (
         firing.groupby("t")["spikes"].sum() / firing.groupby("t")["neurons"].sum()
     ).reindex(range(counts.T), fill_value=0.0).fillna(0.0).tolist()
 
     meta = {"T": counts.T, "B": counts.B, "energy_model": energy_model, "fold_bn": fold_bn,
             "single_step": counts.single_step, "components": {k: list(v) for k, v in comps.items()},
-            "model": type(model).__name__}
+            "model": type(model).__name__, "word_bits": word_bits,
+            "energy_model_label": em.label}
     return ProfileReport(ops=ops, layers=layers, firing=firing, totals=totals, per_step=per_step,
-                         unsupported=counts.unsupported, folded_bn=counts.folded_bn, meta=meta)
+                         unsupported=counts.unsupported, folded_bn=counts.folded_bn, meta=meta,
+                         traffic=traffic)

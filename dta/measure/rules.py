@@ -33,11 +33,16 @@ Dense MACs use fvcore's convention: output elements x (C_in / groups) x kernel.
 Data movement (views, copies, padding, concatenation, dtype casts) is free
 and listed in ``FREE_OPS``. Any other operator is reported as *unsupported*;
 nothing is silently counted as zero.
+
+Every operator class below also has a memory-traffic rule (weights, biases,
+activations read and written); :mod:`dta.measure.traffic` states them. An
+unsupported operator has neither rule.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Callable
 
 import torch
@@ -195,6 +200,14 @@ OTHER_OPS = frozenset(
     )
     if hasattr(aten, n)
 )
+#: Activation functions (a subset of ``OTHER_OPS``): their outputs are the real-valued
+#: activations that a quantized network stores at low width (``qnn_energy``).
+ACTIVATION_OPS = frozenset(
+    getattr(aten, n)
+    for n in ("relu", "relu_", "threshold", "hardtanh", "hardtanh_", "leaky_relu",
+              "leaky_relu_", "clamp_min")
+    if hasattr(aten, n)
+)
 DIV_OPS = frozenset(getattr(aten, n) for n in ("div", "div_"))
 #: Sums along dims: (in - out) additions.
 SUM_OPS = frozenset(getattr(aten, n) for n in ("sum",))
@@ -249,6 +262,19 @@ def reduction_inputs(args) -> int:
     """Number of input elements of a reduction or pooling op."""
     x = args[0]
     return x.numel() if isinstance(x, torch.Tensor) else 0
+
+
+def pool_kernel(name: str, args, out) -> int | None:
+    """Elements per window of a fixed-kernel pool (its ``kernel_size``), ``None`` for an
+    adaptive pool (whose window follows from the shapes)."""
+    if "adaptive" in name or len(args) < 2 or out is None:
+        return None
+    kernel = args[1]
+    kernel = [kernel] if isinstance(kernel, int) else list(kernel)
+    match = re.search(r"pool([123])d", name)
+    if len(kernel) == 1 and match:  # a single size stands for every spatial dimension
+        kernel = kernel * int(match.group(1))
+    return math.prod(kernel) if kernel else None
 
 
 def pool_window(in_shape, out_shape) -> int:

@@ -9,6 +9,7 @@ from torch import nn
 
 from dta.measure import activation_bits, profile
 from dta.measure.traffic import TRAFFIC_FIELDS, canonical_bytes
+from dta.models import create_model, repeat_static
 from dta.neuron import faithful_lif
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no spiking neurons:UserWarning")
@@ -199,6 +200,21 @@ def test_bytes_follow_the_word_width():
     assert fp16.meta["word_bits"] == 16 and fp16.totals["bytes_by_kind"]["weight"] == 24
     with pytest.raises(ValueError, match="word width must be a positive integer"):
         canonical_bytes(r.traffic, 0)
+
+
+def test_per_step_bytes_sum_to_the_totals_and_json_carries_them(tmp_path):
+    net = create_model("ms_resnet18", attention="dta", T=4, num_classes=10, in_channels=1, width=8)
+    r = profile(net, repeat_static(torch.rand(2, 1, 8, 8), 4), energy_model="step45-fp32")
+    assert r.per_step["bytes"].sum() == pytest.approx(r.totals["bytes"])
+    assert sum(r.totals["bytes_by_kind"].values()) == pytest.approx(r.totals["bytes"])
+    assert r.totals["bytes_by_component"]["attention"] > 0
+    assert r.totals["memory_uj"] > r.totals["compute_uj"] > 0
+    loaded = json.loads(r.to_json(tmp_path / "r.json"))
+    assert loaded["totals"]["bytes"] == r.totals["bytes"]
+    assert loaded["layers"][0]["bytes"] is not None
+    assert loaded["totals"]["memory_uj_by_model"]["horowitz45-fp32"] is None
+    assert "bytes moved" in r.summary()
+
 
 
 def test_activation_bits():

@@ -14,11 +14,13 @@ network without spiking neurons. Models are never modified.
 """
 
 from .counter import CountResult, OpCounter, is_neuron
-from .crosscheck import compare_neurobench, neurobench_synops
+from .crosscheck import (compare_neurobench, compare_spikingjelly, fold_batchnorm,
+                         neurobench_synops, spikingjelly_simple_energy)
 from .energy import (
     DEFAULT_ENERGY_MODEL,
     EnergyModel,
     MemoryPrice,
+    PerBit,
     get_energy_model,
     list_energy_models,
     register_energy_model,
@@ -32,9 +34,13 @@ __all__ = [
     "DEFAULT_ENERGY_MODEL",
     "EnergyModel",
     "MemoryPrice",
+    "PerBit",
     "activation_bits",
     "OpCounter",
     "compare_neurobench",
+    "compare_spikingjelly",
+    "fold_batchnorm",
+    "spikingjelly_simple_energy",
     "ProfileReport",
     "get_energy_model",
     "is_neuron",

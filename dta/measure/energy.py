@@ -102,6 +102,25 @@ class MemoryPrice(ABC):
         return {"kind": type(self).__name__, **asdict(self)}
 
 
+@dataclass(frozen=True)
+class PerBit(MemoryPrice):
+    """A flat price per bit moved, whatever the memory: canonical traffic x ``pj_per_bit``."""
+
+    pj_per_bit: float
+
+    def __post_init__(self):
+        if self.pj_per_bit is None or _price(self.pj_per_bit, "PerBit.pj_per_bit") == 0:
+            raise ValueError("PerBit.pj_per_bit must be a positive number of pJ per bit "
+                             f"(got {self.pj_per_bit!r}); a model that does not price memory "
+                             "is a compute-only model: pass memory=None")
+
+    def bytes_moved(self, rows, word_bits, act_bits=None):
+        return sum(canonical_bytes(rows, word_bits, act_bits).values())
+
+    def memory_pj(self, rows, word_bits, act_bits=None):
+        return self.bytes_moved(rows, word_bits, act_bits) * 8.0 * self.pj_per_bit
+
+
 #: Horowitz, ISSCC 2014, Fig. 1.1.9: energy per 64-bit access of an SRAM of the given size.
 
 
@@ -254,6 +273,21 @@ register_energy_model(EnergyModel(
     notes=("compute only. Per-synaptic-event pricing: every effective AC is one synaptic "
            "spike op; real-valued MACs (the encoding layer, attention arithmetic) are not "
            "native to Loihi and are priced at horowitz45-fp32 as if run on a host processor"),
+))
+
+register_energy_model(EnergyModel(
+    name="step45-fp32", e_mac=4.6, e_ac=0.9, e_other=4.6, e_select=0.0, e_neuron=4.6,
+    word_bits=32, memory=PerBit(3.12),
+    source=(_HOROWITZ + " (arithmetic); 3.12 pJ per bit moved, the memory cost of "
+            "spikingjelly 2.0.0 op_counter.estimate_simple_energy (SimpleEnergyCostConfig: "
+            "24.96 pJ/byte, 'the 3.12 pJ/bit reference used by STEP')"),
+    notes=("compute as horowitz45-fp32; memory: every bit of the canonical traffic "
+           "(dta.measure.traffic) at 3.12 pJ, wherever it is stored. Reuse assumption: no "
+           "reuse of weights (one read per synaptic op, re-read at every time step), each "
+           "activation read and written once per op, neuron state read and written once per "
+           "update. spikingjelly prices weights, biases and states only, on dense MACs and "
+           "without neuron updates; the differences are pinned in "
+           "tests/test_energy_models.py"),
 ))
 
 

@@ -1,0 +1,232 @@
+"""Memory-aware energy models against hand-computed numbers and spikingjelly's estimators."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from spikingjelly.activation_based import functional, layer, neuron
+from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
+from torch import nn
+
+from dta.measure import (EnergyModel, PerBit, compare_spikingjelly, fold_batchnorm,
+                         get_energy_model, list_energy_models, neurobench_synops, profile,
+                         register_energy_model)
+from dta.models import create_model, repeat_static
+from dta.neuron import faithful_lif
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*has no spiking neurons:UserWarning")
+
+MEMORY_MODELS = ("step45-fp32",)
+COMPUTE_ONLY = ("horowitz45-fp32", "horowitz45-fp16", "horowitz45-int8", "loihi")
+
+
+def conv_lif(bias=True):
+    """1->2 channel 3x3 conv (padding 1, weights 1) on a 3x3 input, then the faithful LIF."""
+    conv = layer.Conv2d(1, 2, 3, padding=1, bias=bias, step_mode="m")
+    nn.init.constant_(conv.weight, 1.0)
+    if bias:
+        nn.init.constant_(conv.bias, 0.5)
+    return nn.Sequential(conv, faithful_lif())
+
+
+def test_registry_labels_compute_only_models():
+    for name in MEMORY_MODELS + COMPUTE_ONLY:
+        assert name in list_energy_models()
+    for name in COMPUTE_ONLY:
+        em = get_energy_model(name)
+        assert em.compute_only and em.label == f"{name} (compute only)"
+        assert "compute only" in em.notes
+    for name in MEMORY_MODELS:
+        em = get_energy_model(name)
+        assert not em.compute_only and em.label == name and em.source
+
+
+def test_step45_by_hand():
+    # T=2, all-ones 3x3 spike input: per step 49 in-bounds taps x 2 channels = 98 ACs,
+    # each reading its weight; 18 outputs read a bias; 18 LIF updates (all spike: mem
+    # 9.5 > 1 at t=0, reset, again at t=1).
+    r = profile(conv_lif(), torch.ones(2, 1, 1, 3, 3), energy_model="step45-fp32")
+    t = r.totals
+    assert t["ac"] == 2 * 98 and t["neuron_updates"] == 2 * 18 and t["spikes"] == 36
+    compute = 2 * (98 * 0.9 + 18 * 4.6)
+    bits_per_step = (98 * 32 + 18 * 32  # weights, bias
+                     + 9 * 1 + 18 * 32  # conv reads 9 spikes, writes 18 reals
+                     + 18 * 32 + 18 * 1  # LIF reads 18 reals, writes 18 spikes
+                     + 2 * 18 * 32)  # LIF state read + write
+    assert t["compute_uj"] * 1e6 == pytest.approx(compute)
+    assert t["memory_uj"] * 1e6 == pytest.approx(2 * bits_per_step * 3.12)
+    assert t["energy_uj"] == pytest.approx(t["compute_uj"] + t["memory_uj"])
+    assert t["bytes"] == pytest.approx(2 * bits_per_step / 8)
+    assert t["bytes_by_kind"] == pytest.approx({"weight": 2 * 98 * 4, "bias": 2 * 18 * 4,
+                                                "state": 2 * 2 * 18 * 4,
+                                                "act_read": 2 * (9 / 8 + 18 * 4),
+                                                "act_write": 2 * (18 * 4 + 18 / 8)})
+    # the same report prices every model; compute-only models have no memory energy
+    assert t["memory_uj_by_model"]["horowitz45-fp32"] is None
+    assert t["energy_uj_by_model"]["horowitz45-fp32"] == pytest.approx(compute / 1e6)
+    assert t["compute_uj_by_model"]["step45-fp32"] == pytest.approx(compute / 1e6)
+    assert set(t["compute_only_models"]) == set(COMPUTE_ONLY)
+    per = r.energy()  # per component and step, pJ
+    assert per.memory_pj.sum() == pytest.approx(t["memory_uj"] * 1e6)
+    assert per.energy_pj.sum() == pytest.approx(t["energy_uj"] * 1e6)
+    assert r.layers.memory_pj.sum() == pytest.approx(t["memory_uj"] * 1e6)
+    assert sum(t["energy_uj_per_step"]) == pytest.approx(t["energy_uj"])
+
+
+# --- step45-fp32 against spikingjelly's estimate_simple_energy, difference by difference ---
+
+def _firing(net):
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.constant_(m.weight, 2.0)  # an untrained net then keeps firing to the end
+    return net
+
+
+def _spikingjelly_scopes(model, x):
+    """spikingjelly's simple-energy profiler on the BN-folded model, with its per-scope counts."""
+    folded = fold_batchnorm(model)
+    functional.reset_net(folded)
+    profiler = SimpleEnergyProfiler()
+    profiler.bind_model(folded)
+    with profiler, torch.no_grad():
+        folded(x)
+    functional.reset_net(folded)
+    return folded, profiler
+
+
+def _bookkeeping_sums(folded, x):
+    """ACs spikingjelly's own memory counter adds: one occupancy sum per spike-driven conv,
+    N * groups * H' * W' - 1 additions (its AC counter sees the sum it runs in a hook)."""
+    total = []
+
+    def hook(module, args, out):
+        s = args[0]
+        if ((s == 0) | (s == 1)).all():
+            n = out.numel() // module.out_channels * module.groups
+            total.append(n - 1)
+
+    handles = [m.register_forward_hook(hook) for m in folded.modules()
+               if isinstance(m, nn.Conv2d)]
+    functional.reset_net(folded)
+    with torch.no_grad():
+        folded(x)
+    functional.reset_net(folded)
+    for h in handles:
+        h.remove()
+    return sum(total)
+
+
+def _check_step45_against_spikingjelly(net, x, *, mean_outputs, neuron_scope_acs, other):
+    """Every row of compare_spikingjelly equals spikingjelly's plus the pinned differences."""
+    B = x.shape[1]
+    frame = compare_spikingjelly(net, x)
+    folded, profiler = _spikingjelly_scopes(net, x)
+    sj_mac = profiler.mac_counter.get_total() / B  # dense MACs of real-input synaptic layers
+    effective = neurobench_synops(net, x)["Effective_MACs"]  # NeuroBench, independently
+    bookkeeping = _bookkeeping_sums(folded, x) / B
+    inside_neurons = neuron_scope_acs(profiler) / B
+    d = frame["difference"]
+    # 1. effective (here) vs dense (there) MACs, plus the scale of each mean (not counted there)
+    assert d["mac"] == pytest.approx(effective - sj_mac + mean_outputs)
+    # 2. spikingjelly's ACs include its own occupancy sums and the adds inside neurons
+    assert d["ac"] == pytest.approx(-bookkeeping - inside_neurons)
+    # 3. comparisons (max-pool) are counted and priced here only
+    assert d["other"] == other
+    # 4. a weight is read per effective MAC here, per dense MAC there; biases, states agree
+    assert d["weight_bytes"] == pytest.approx(4 * (effective - sj_mac))
+    assert d["bias_bytes"] == 0 and d["state_bytes"] == 0
+    assert frame.loc["bias_bytes", "dta"] > 0 and frame.loc["state_bytes", "dta"] > 0
+    # 5. neuron updates priced at one MAC; activations moved at 3.12 pJ per bit
+    compute = 4.6 * d["mac"] + 0.9 * d["ac"] + 4.6 * d["other"] + 4.6 * d["neuron_updates"]
+    assert d["compute_pj"] == pytest.approx(compute, rel=1e-9)
+    memory = 24.96 * (d["weight_bytes"] + d["activation_bytes"])
+    assert d["memory_pj"] == pytest.approx(memory, rel=1e-9)
+    assert d["energy_pj"] == pytest.approx(compute + memory, rel=1e-9)
+    return frame
+
+
+def test_step45_against_spikingjelly_on_our_none_network():
+    torch.manual_seed(0)
+    net = _firing(create_model("ms_resnet18", attention="none", T=4, num_classes=10,
+                               in_channels=1, width=16))
+    x = repeat_static(torch.rand(2, 1, 8, 8), 4)
+    # the global average pool: 128 channels x 4 steps; the faithful LIF is one custom op,
+    # which spikingjelly does not count
+    frame = _check_step45_against_spikingjelly(net, x, mean_outputs=128 * 4,
+                                               neuron_scope_acs=lambda p: 0, other=0)
+    assert frame.loc["neuron_updates", "dta"] > 0
+
+
+def test_step45_against_spikingjelly_on_spiking_resnet18():
+    from spikingjelly.activation_based.model import spiking_resnet
+
+    torch.manual_seed(0)
+    net = _firing(spiking_resnet.spiking_resnet18(spiking_neuron=neuron.IFNode, num_classes=10))
+    functional.set_step_mode(net, "m")
+    x = torch.rand(2, 2, 3, 32, 32) * 5
+    names = {name for name, m in net.named_modules() if isinstance(m, neuron.BaseNode)}
+    root = type(net).__name__
+
+    def inside_neurons(profiler):  # spikingjelly's Python IF node: add, sub, rsub per update
+        counts = profiler.ac_counter.get_counts()
+        return sum(sum(counts.get(f"{root}.{n}", {}).values()) for n in names)
+
+    # max-pool 3x3/2 on 64x16x16 -> 8x8: 8 comparisons per output; the 1x1 average pool
+    # of 512 channels is a mean with 512 outputs per step
+    frame = _check_step45_against_spikingjelly(net, x, mean_outputs=512 * 2,
+                                               neuron_scope_acs=inside_neurons,
+                                               other=2 * 64 * 8 * 8 * 8)
+    assert frame.loc["ac", "dta"] > 0
+
+
+# --- bad input ---
+
+def test_unknown_energy_model_lists_the_known_ones():
+    with pytest.raises(KeyError, match="known energy models: horowitz45-fp32.*step45-fp32"):
+        get_energy_model("step45")
+
+
+@pytest.mark.parametrize("bits", [0, -8, 1.5, True, "32"])
+def test_word_width_must_be_a_positive_integer(bits):
+    with pytest.raises(ValueError, match="word_bits must be a positive integer number of bits"):
+        EnergyModel(name="w", e_mac=1, e_ac=1, e_other=1, e_select=0, e_neuron=1, source="s",
+                    word_bits=bits, memory=PerBit(1.0))
+
+
+def test_a_model_without_a_memory_price_is_an_error_not_a_zero():
+    with pytest.raises(ValueError, match="PerBit.pj_per_bit must be a positive"):
+        PerBit(None)
+    with pytest.raises(ValueError, match="compute-only model: pass memory=None"):
+        PerBit(0.0)
+    with pytest.raises(TypeError, match="memory must be a MemoryPrice"):
+        EnergyModel(name="m", e_mac=1, e_ac=1, e_other=1, e_select=0, e_neuron=1, source="s",
+                    memory=3.12)
+    with pytest.raises(TypeError, match="Can't instantiate abstract class"):
+        from dta.measure import MemoryPrice
+
+        class NoPrice(MemoryPrice):
+            pass
+
+        NoPrice()
+    r = profile(conv_lif(), torch.ones(1, 1, 1, 3, 3))
+    with pytest.raises(ValueError, match="horowitz45-fp32 prices compute only .*step45-fp32"):
+        get_energy_model("horowitz45-fp32").memory_pj(r.traffic)
+    assert r.totals["memory_uj"] is None and "compute only" in r.summary()
+    with pytest.raises(ValueError, match="must be a finite non-negative number of pJ"):
+        EnergyModel(name="n", e_mac=float("nan"), e_ac=1, e_other=1, e_select=0, e_neuron=1,
+                    source="s")
+
+
+def test_a_custom_memory_model_is_priced_in_every_report():
+    em = EnergyModel(name="test-perbit-1pj", e_mac=1.0, e_ac=1.0, e_other=1.0, e_select=0.0,
+                     e_neuron=1.0, source="a test", word_bits=16, memory=PerBit(1.0))
+    register_energy_model(em)
+    with pytest.raises(ValueError, match="duplicate energy model name"):
+        register_energy_model(em)
+    r = profile(conv_lif(), torch.ones(1, 1, 1, 3, 3), energy_model="test-perbit-1pj")
+    assert r.meta["word_bits"] == 16
+    bits = 8 * r.totals["bytes"]  # at 16-bit words
+    assert r.totals["memory_uj"] * 1e6 == pytest.approx(bits)
+    assert np.isclose(r.totals["bytes_by_model"]["step45-fp32"] - r.totals["bytes"],
+                      (98 + 18 + 18 + 18 + 36) * 2)  # the 32-bit words cost 2 bytes more each

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 from spikingjelly.activation_based import functional, layer, neuron
-from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
+from spikingjelly.activation_based.op_counter import (LemaireEnergyCostConfig,
+                                                      SimpleEnergyProfiler,
+                                                      estimate_lemaire_energy)
 from torch import nn
 
 from dta.measure import (EnergyModel, PerBit, compare_spikingjelly, fold_batchnorm,
@@ -17,7 +19,7 @@ from dta.neuron import faithful_lif
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no spiking neurons:UserWarning")
 
-MEMORY_MODELS = ("step45-fp32",)
+MEMORY_MODELS = ("step45-fp32", "lemaire2022")
 COMPUTE_ONLY = ("horowitz45-fp32", "horowitz45-fp16", "horowitz45-int8", "loihi")
 
 
@@ -72,6 +74,103 @@ def test_step45_by_hand():
     assert per.energy_pj.sum() == pytest.approx(t["energy_uj"] * 1e6)
     assert r.layers.memory_pj.sum() == pytest.approx(t["memory_uj"] * 1e6)
     assert sum(t["energy_uj_per_step"]) == pytest.approx(t["energy_uj"])
+
+
+def test_lemaire_by_hand_on_spikes():
+    # Linear 4 -> 3 with bias on 2 input spikes, then an IF neuron, T=1.
+    fc = layer.Linear(4, 3, step_mode="m")
+    net = nn.Sequential(fc, neuron.IFNode(step_mode="m"))
+    with torch.no_grad():
+        fc.weight.fill_(1.0)
+        fc.bias.fill_(0.0)
+    x = torch.tensor([[[1.0, 0.0, 1.0, 0.0]]])  # 2 events
+    r = profile(net, x, energy_model="lemaire2022")
+    spikes = r.totals["spikes"]  # each output gets 2.0 > 1: all three fire
+    assert spikes == 3
+    # ops: 2 events x 3 outputs additions, 3 bias additions, 3 spikes; addressing 2 x 3
+    compute = (2 * 3 + 3 + 3 + 2 * 3) * 0.1
+    assert r.totals["compute_uj"] * 1e6 == pytest.approx(compute)
+    cost = LemaireEnergyCostConfig().memory_cost_pj  # pJ per byte at a buffer size
+    memory = (2 * 4 * cost(1000 * 4)  # events in, FIFO
+              + (6 + 3) * 4 * cost(15 * 4)  # weights per event + biases, 15-word layer
+              + 2 * 6 * 4 * cost(3 * 4)  # potentials read + written per event
+              + 2 * 3 * 4 * cost(3 * 4)  # IF potentials read + written per update
+              + 3 * 4 * cost(1000 * 4))  # 3 output events
+    assert r.totals["memory_uj"] * 1e6 == pytest.approx(memory)
+    sj = estimate_lemaire_energy(net, x)
+    assert sj.total_pj == pytest.approx(compute + memory)
+
+
+class BNFree(nn.Module):
+    """Conv (real input) -> LIF -> strided conv on spikes -> IF -> linear -> LIF; no BatchNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = layer.Conv2d(2, 8, 3, padding=1, step_mode="m")
+        self.lif1 = neuron.LIFNode(tau=2.0, step_mode="m")
+        self.conv2 = layer.Conv2d(8, 8, 3, stride=2, padding=1, bias=False, step_mode="m")
+        self.lif2 = neuron.IFNode(step_mode="m")
+        self.fc = layer.Linear(8 * 4 * 4, 10, step_mode="m")
+        self.lif3 = neuron.LIFNode(tau=2.0, step_mode="m")
+
+    def forward(self, x):
+        s = self.lif2(self.conv2(self.lif1(self.conv1(x))))
+        return self.lif3(self.fc(s.flatten(2)))
+
+
+def test_lemaire_agrees_with_spikingjelly_on_a_bn_free_network():
+    torch.manual_seed(0)
+    net = BNFree().eval()
+    x = torch.rand(1, 1, 2, 8, 8) * 4  # T=1, batch 1: the buffers are sized alike
+    functional.reset_net(net)
+    sj = estimate_lemaire_energy(net, x)
+    r = profile(net, x, energy_model="lemaire2022")
+    assert r.totals["ac"] > 0 and r.totals["spikes"] > 0  # spike-driven layers ran
+    ours = r.totals["energy_uj_by_model"]["lemaire2022"] * 1e6
+    assert ours == pytest.approx(sj.total_pj, rel=1e-12)
+    assert r.totals["compute_uj_by_model"]["lemaire2022"] * 1e6 == pytest.approx(
+        sj.breakdown_pj["ops_pj"] + sj.breakdown_pj["addressing_pj"], rel=1e-12)
+    sj_bytes = sum(sj.counts[k] for k in ("read_in_bytes", "write_out_bytes", "read_params_bytes",
+                                          "read_potential_bytes", "write_potential_bytes"))
+    assert r.totals["bytes_by_model"]["lemaire2022"] == sj_bytes
+
+
+def test_lemaire_differences_from_spikingjelly_over_time_are_its_buffer_sizes():
+    # spikingjelly sizes buffers per call (all T steps and samples at once) and adds a
+    # conv's C_out*k*k address term once per call; here both are per sample and step.
+    # At batch 1 and T=4 these are the only differences, both on the real-input conv1.
+    torch.manual_seed(0)
+    net = BNFree().eval()
+    T = 4
+    x = torch.rand(T, 1, 2, 8, 8) * 4
+    functional.reset_net(net)
+    sj = estimate_lemaire_energy(net, x)
+    r = profile(net, x, energy_model="lemaire2022")
+    cost = LemaireEnergyCostConfig().memory_cost_pj
+    step_in = 2 * 8 * 8 * 4  # conv1's input bytes for one sample and step
+    dense = T * 8 * 8 * 8 * 2 * 9  # conv1's dense MACs: one input read each
+    memory_gap = dense * 4 * (cost(T * step_in) - cost(step_in))
+    address_gap = (T - 1) * 8 * 9 * 0.1  # C_out * k*k additions, per step here, per call there
+    t = r.totals
+    assert sj.breakdown_pj["memory_pj"] - t["memory_uj"] * 1e6 == pytest.approx(memory_gap)
+    assert t["compute_uj"] * 1e6 - (sj.breakdown_pj["ops_pj"] + sj.breakdown_pj[
+        "addressing_pj"]) == pytest.approx(address_gap)
+
+
+def test_lemaire_folds_batchnorm_and_prices_dta():
+    # spikingjelly's Lemaire estimator rejects BatchNorm (and DTA's ops); here BN is folded
+    # (its shift becomes the conv's bias) and every op of DTA is priced.
+    net = create_model("ms_resnet18", attention="dta", T=4, num_classes=10, in_channels=1, width=8)
+    x = repeat_static(torch.rand(2, 1, 8, 8), 4)
+    with pytest.raises(ValueError, match="BatchNorm2d"):
+        estimate_lemaire_energy(net, x)
+    functional.reset_net(net)
+    r = profile(net, x, energy_model="lemaire2022")
+    assert r.unsupported == {} and r.folded_bn
+    by = r.totals["energy_uj_by_component"]
+    assert all(by[c] > 0 for c in ("encoding", "attention", "backbone", "neurons"))
+    folded_bias = r.traffic[r.traffic.op == "native_batch_norm"]["b_reads"].sum()
+    assert folded_bias > 0  # the folded shifts are read once per output element
 
 
 # --- step45-fp32 against spikingjelly's estimate_simple_energy, difference by difference ---

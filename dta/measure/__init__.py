@@ -19,6 +19,7 @@ from .crosscheck import (compare_neurobench, compare_spikingjelly, fold_batchnor
 from .energy import (
     DEFAULT_ENERGY_MODEL,
     EnergyModel,
+    Lemaire2022,
     MemoryPrice,
     PerBit,
     get_energy_model,
@@ -33,6 +34,7 @@ __all__ = [
     "CountResult",
     "DEFAULT_ENERGY_MODEL",
     "EnergyModel",
+    "Lemaire2022",
     "MemoryPrice",
     "PerBit",
     "activation_bits",

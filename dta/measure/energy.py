@@ -230,6 +230,154 @@ class EnergyModel:
         return out
 
 
+@dataclass(frozen=True)
+class Lemaire2022(EnergyModel):
+    """Lemaire et al.'s analytical model (ICONIP 2022, arXiv 2210.13107), as spikingjelly 2.0.0's
+    ``op_counter.estimate_lemaire_energy`` renders it, extended to every op dta-bench counts.
+
+    Compute: 32-bit integer ADD ``e_add`` 0.1 pJ, MUL ``e_mul`` 3.1 pJ (a MAC
+    is both). A synaptic layer on spikes costs, per input event, ``C_out/groups
+    * prod(ceil(k/s))`` additions (``ev_ops``), ``C_out/groups * prod(k)``
+    address additions (``ev_mem``) and, for a convolution, two address MACs; on
+    real input its dense MACs, one address addition per input and output element
+    and, for a convolution, ``C_out * prod(k)`` per sample and step; a bias adds
+    one addition per output. A neuron adds one addition per spike and, if it
+    leaks (has ``tau``), one MAC per update.
+
+    Memory (``word_bits`` 32 for everything, spikes too: they travel as events):
+    a price per byte interpolated linearly in the size of the buffer that holds
+    the datum, through ``memory_breakpoints`` (bytes, pJ per 32-bit access:
+    8 KB 10, 32 KB 20, 1 MB 100; clamped above 1 MB). Reuse assumption: no
+    reuse; per input event the layer reads the event, and reads its ``ev_mem``
+    weights and reads and writes as many membrane potentials (event-driven
+    accumulation); on real input it reads an input per dense MAC (convolution)
+    or each input once (linear) and a weight per dense MAC; a bias word per
+    output; a neuron reads and writes its potential per update and writes one
+    event per spike into a FIFO of ``fifo_words`` words; outputs of synaptic
+    layers are written only in networks without neurons.
+
+    Buffers: weights in a buffer of the layer's parameter size, potentials of
+    its per-sample, per-step output size, real inputs of their per-sample,
+    per-step size, events in the FIFO. spikingjelly sizes them per call (all
+    samples and time steps of the batch); the two agree at batch 1 and T=1
+    (``tests/test_energy_models.py`` pins the rest).
+
+    Outside the paper (BatchNorm is folded first, so it only adds a bias): a
+    folded BatchNorm's bias reads and additions as a conv bias; every other op
+    (element-wise arithmetic, pools, attention) costs ADD per ``ac``, MAC per
+    ``mac`` / ``other``, nothing per ``select``, and moves its canonical
+    traffic (:mod:`dta.measure.traffic`, spikes 1 bit), each category priced at
+    the size of its own data.
+    """
+
+    e_add: float = 0.1
+    e_mul: float = 3.1
+    fifo_words: int = 1000
+    memory_breakpoints: tuple = ((0.0, 0.0), (8.0 * 1024, 10.0), (32.0 * 1024, 20.0),
+                                 (1024.0 * 1024, 100.0))
+    has_neurons: bool = field(default=True, compare=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _price(self.e_add, "lemaire2022 e_add")
+        _price(self.e_mul, "lemaire2022 e_mul")
+        check_bits(self.fifo_words, "lemaire2022 fifo_words")
+        xs = [x for x, _ in self.memory_breakpoints]
+        if any(b <= a for a, b in zip(xs, xs[1:])) or xs[0] < 0:
+            raise ValueError("lemaire2022 memory_breakpoints must have strictly increasing, "
+                             f"non-negative sizes, got {xs}")
+
+    @property
+    def compute_only(self) -> bool:
+        return False
+
+    def pj_per_byte(self, size_bytes) -> np.ndarray:
+        """Interpolated pJ per byte of a buffer of ``size_bytes`` (clamped to the breakpoints)."""
+        xs = np.array([x for x, _ in self.memory_breakpoints])
+        ys = np.array([y for _, y in self.memory_breakpoints]) / 4.0  # per 32-bit access
+        return np.interp(np.asarray(size_bytes, dtype=np.float64), xs, ys)
+
+    def lowbit_mac_pj(self, bits: int) -> float:
+        return min(check_bits(bits, "activation width") * self.e_add, self.e_mul + self.e_add)
+
+    def compute_pj(self, rows, act_bits=None) -> np.ndarray:
+        syn, conv = _flag(rows, "synaptic"), _flag(rows, "conv")
+        spike_in = syn & (_col(rows, "in_spike") > 0)
+        real_in = syn & ~spike_in
+        neuron = _col(rows, "neuron_updates") > 0
+        generic = ~syn & ~neuron
+        mac_pj = self.e_mul + self.e_add
+        nnz = _col(rows, "nnz_in")
+        adds = (np.where(spike_in, _col(rows, "ev_ops") + _col(rows, "ev_mem"), 0.0)
+                + np.where(real_in, _col(rows, "in_real") + _col(rows, "in_act")
+                           + _col(rows, "out_real") + _col(rows, "kernel_words"), 0.0)
+                + _col(rows, "b_reads")  # one addition per biased output (folded BN included)
+                + np.where(neuron, _col(rows, "spikes"), 0.0)
+                + np.where(generic, _col(rows, "ac"), 0.0))
+        macs = (np.where(spike_in & conv, 2.0 * nnz, 0.0)
+                + np.where(neuron & _flag(rows, "leaky"), _col(rows, "neuron_updates"), 0.0)
+                + np.where(generic, _col(rows, "mac") + _col(rows, "other"), 0.0))
+        dense = np.where(real_in, _col(rows, "dense_macs"), 0.0)
+        dense_price = np.full(len(dense), mac_pj)
+        if act_bits is not None:
+            dense_price[real_in & (_col(rows, "in_act") > 0)] = self.lowbit_mac_pj(act_bits)
+        return adds * self.e_add + macs * mac_pj + dense * dense_price
+
+    def _memory_terms(self, rows, act_bits=None):
+        """``[(bytes, buffer bytes)]`` per row: the accesses of the model and their buffers."""
+        w = self.word_bits / 8.0
+        a = w if act_bits is None else check_bits(act_bits, "activation width") / 8.0
+        syn, conv = _flag(rows, "synaptic"), _flag(rows, "conv")
+        spike_in = syn & (_col(rows, "in_spike") > 0)
+        real_in = syn & ~spike_in
+        neuron = _col(rows, "neuron_updates") > 0
+        generic = ~syn & ~neuron
+        params = _col(rows, "param_words") * w
+        fifo = np.full(len(params), self.fifo_words * w)
+        in_real, in_act = _col(rows, "in_real"), _col(rows, "in_act")
+        in_size = in_real * w + in_act * a
+        in_width = np.where(in_act > 0, a, w)
+        ev_mem, b_reads = _col(rows, "ev_mem"), _col(rows, "b_reads")
+        out_real = _col(rows, "out_real")
+        z = np.zeros(len(params))
+        canon = canonical_bytes(rows, self.word_bits, act_bits)
+        return [
+            # synaptic layers on spikes: events in, weights and potentials per event
+            (np.where(spike_in, _col(rows, "nnz_in") * w, z), fifo),
+            (np.where(spike_in, ev_mem * w, z), params),
+            (np.where(spike_in, 2.0 * ev_mem * w, z), out_real * w),
+            # synaptic layers on real input
+            (np.where(real_in, np.where(conv, _col(rows, "dense_macs") * in_width, in_size), z),
+             in_size),
+            (np.where(real_in, _col(rows, "dense_macs") * w, z), params),
+            (np.where(real_in & (not self.has_neurons), out_real * w, z), out_real * w),
+            # biases (of synaptic layers and folded BatchNorms)
+            (np.where(~neuron, b_reads * w, z), params),
+            # neurons: potential read + write per update, one event per spike
+            (np.where(neuron, (_col(rows, "s_reads") + _col(rows, "s_writes")) * w, z),
+             _col(rows, "s_reads") * w),
+            (np.where(neuron, _col(rows, "spikes") * w, z), fifo),
+            # everything else: canonical traffic, each category at its own size
+            (np.where(generic, canon["weight_bytes"], z), params),
+            (np.where(generic, canon["act_read_bytes"], z), canon["act_read_bytes"]),
+            (np.where(generic, canon["act_write_bytes"], z), canon["act_write_bytes"]),
+        ]
+
+    def memory_pj(self, rows, act_bits=None) -> np.ndarray:
+        return sum(b * self.pj_per_byte(size) for b, size in self._memory_terms(rows, act_bits))
+
+    def bytes_moved(self, rows, act_bits=None) -> np.ndarray:
+        return sum(b for b, _ in self._memory_terms(rows, act_bits))
+
+    def for_network(self, has_neurons: bool) -> "Lemaire2022":
+        """This model for a network with (SNN) or without (ANN) spiking neurons."""
+        if has_neurons == self.has_neurons:
+            return self
+        from dataclasses import replace
+
+        return replace(self, has_neurons=has_neurons)
+
+
 _ENERGY: Registry[EnergyModel] = Registry("energy model")
 
 
@@ -290,4 +438,16 @@ register_energy_model(EnergyModel(
            "tests/test_energy_models.py"),
 ))
 
+register_energy_model(Lemaire2022(
+    name="lemaire2022", e_mac=3.2, e_ac=0.1, e_other=3.2, e_select=0.0, e_neuron=3.2,
+    word_bits=32, memory=None,
+    source=("E. Lemaire, L. Cordone, A. Castagnetti, P.-E. Novac, J. Courtois, B. Miramond, "
+            "'An Analytical Estimation of Spiking Neural Networks Energy Efficiency', ICONIP "
+            "2022, arXiv 2210.13107 (32-bit integer ADD 0.1 pJ, MUL 3.1 pJ; SRAM 10/20/100 pJ "
+            "per access at 8 KB/32 KB/1 MB, 45 nm), as rendered by spikingjelly 2.0.0 "
+            "op_counter.analytical_energy"),
+    notes=("compute and memory (its own op, addressing and access counts; see "
+           "dta.measure.energy.Lemaire2022). BatchNorm folded first. Reuse assumption: no "
+           "reuse; event-driven accumulation reads and writes a potential per synaptic event"),
+))
 

@@ -11,7 +11,7 @@ from spikingjelly.activation_based.op_counter import (LemaireEnergyCostConfig,
                                                       estimate_lemaire_energy)
 from torch import nn
 
-from dta.measure import (EnergyModel, PerBit, compare_spikingjelly, fold_batchnorm,
+from dta.measure import (EnergyModel, Hierarchy, PerBit, compare_spikingjelly, fold_batchnorm,
                          get_energy_model, list_energy_models, neurobench_synops, profile,
                          register_energy_model)
 from dta.models import create_model, repeat_static
@@ -19,7 +19,7 @@ from dta.neuron import faithful_lif
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no spiking neurons:UserWarning")
 
-MEMORY_MODELS = ("step45-fp32", "lemaire2022")
+MEMORY_MODELS = ("step45-fp32", "lemaire2022", "sram45-hierarchy")
 COMPUTE_ONLY = ("horowitz45-fp32", "horowitz45-fp16", "horowitz45-int8", "loihi")
 
 
@@ -74,6 +74,37 @@ def test_step45_by_hand():
     assert per.energy_pj.sum() == pytest.approx(t["energy_uj"] * 1e6)
     assert r.layers.memory_pj.sum() == pytest.approx(t["memory_uj"] * 1e6)
     assert sum(t["energy_uj_per_step"]) == pytest.approx(t["energy_uj"])
+
+
+def test_sram_hierarchy_by_hand():
+    # Same network: weights + bias = 20 words = 80 B (8 KB level, 10 pJ per 64 bits); states
+    # 18 words = 72 B; every activation tensor < 8 KB: every bit costs 10/64 pJ.
+    r = profile(conv_lif(), torch.ones(2, 1, 1, 3, 3), energy_model="sram45-hierarchy")
+    bits = 8 * r.totals["bytes"]
+    assert r.totals["memory_uj"] * 1e6 == pytest.approx(bits * 10 / 64)
+    assert r.totals["compute_uj"] == pytest.approx(r.totals["compute_uj_by_model"]["step45-fp32"])
+
+
+def test_sram_hierarchy_places_each_layer_by_its_size():
+    # A linear layer of 3000 x 3 fp32 weights (36 KB + 12 B bias: the 1 MB level) on spikes.
+    fc = layer.Linear(3000, 3, step_mode="m")
+    nn.init.constant_(fc.weight, 1.0)
+    x = torch.zeros(1, 1, 3000)
+    x[..., :10] = 1  # 10 spikes -> 30 ACs, 30 weight reads
+    r = profile(fc, x, energy_model="sram45-hierarchy")
+    weights_pj = (30 + 3) * 32 * 100 / 64  # weights + bias, 1 MB level
+    reads_pj = 3000 * 1 * 10 / 64  # 3000 spike bits (375 B): 8 KB level
+    writes_pj = 3 * 32 * 10 / 64
+    assert r.totals["memory_uj"] * 1e6 == pytest.approx(weights_pj + reads_pj + writes_pj)
+    # level sizes are parameters: with a 64 KB first level the weights fit it
+    custom = EnergyModel(name="sram-64k-test", e_mac=4.6, e_ac=0.9, e_other=4.6, e_select=0.0,
+                         e_neuron=4.6, source="test", memory=Hierarchy(
+                             levels=((64 * 1024, 10.0), (1024 * 1024, 100.0)), dram_pj=2600.0))
+    per_row = custom.memory_pj(r.traffic)
+    assert per_row.sum() == pytest.approx((30 + 3) * 32 * 10 / 64 + reads_pj + writes_pj)
+    # beyond the last level: DRAM
+    dram = Hierarchy(levels=((64, 10.0),), dram_pj=1300.0)
+    assert dram.pj_per_bit([64, 65]).tolist() == [10 / 64, 1300 / 64]
 
 
 def test_lemaire_by_hand_on_spikes():
@@ -291,6 +322,18 @@ def test_word_width_must_be_a_positive_integer(bits):
     with pytest.raises(ValueError, match="word_bits must be a positive integer number of bits"):
         EnergyModel(name="w", e_mac=1, e_ac=1, e_other=1, e_select=0, e_neuron=1, source="s",
                     word_bits=bits, memory=PerBit(1.0))
+
+
+@pytest.mark.parametrize("levels,match", [
+    (((0, 10.0),), "level size must be a positive number of bytes"),
+    (((-1024, 10.0),), "level size must be a positive number of bytes"),
+    (((8192, 10.0), (4096, 20.0)), "strictly increasing size"),
+    (((8192, 0.0),), "pJ per access must be positive"),
+    ((), "at least one"),
+])
+def test_hierarchy_levels_must_be_positive_and_increasing(levels, match):
+    with pytest.raises(ValueError, match=match):
+        Hierarchy(levels=levels)
 
 
 def test_a_model_without_a_memory_price_is_an_error_not_a_zero():

@@ -19,6 +19,7 @@ from .crosscheck import (compare_neurobench, compare_spikingjelly, fold_batchnor
 from .energy import (
     DEFAULT_ENERGY_MODEL,
     EnergyModel,
+    Hierarchy,
     Lemaire2022,
     MemoryPrice,
     PerBit,
@@ -34,6 +35,7 @@ __all__ = [
     "CountResult",
     "DEFAULT_ENERGY_MODEL",
     "EnergyModel",
+    "Hierarchy",
     "Lemaire2022",
     "MemoryPrice",
     "PerBit",

@@ -122,6 +122,79 @@ class PerBit(MemoryPrice):
 
 
 #: Horowitz, ISSCC 2014, Fig. 1.1.9: energy per 64-bit access of an SRAM of the given size.
+HOROWITZ_SRAM_LEVELS = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
+
+
+@dataclass(frozen=True)
+class Hierarchy(MemoryPrice):
+    """SRAM levels plus DRAM; each datum is priced at the smallest level that holds it.
+
+    ``levels``: ``(size in bytes, pJ per access)`` in increasing size;
+    ``dram_pj``: pJ per access of anything larger than the last level;
+    ``access_bits``: bits per access (64 for Horowitz's figures). A bit costs
+    ``pJ per access / access_bits`` (a spike is 1/64 of a 64-bit access).
+
+    Placement: a layer's weights and biases by the layer's parameter bytes;
+    a neuron layer's states by its state bytes for one sample and step;
+    an op's input activations by their bytes for one sample and step, its
+    outputs likewise.
+    """
+
+    levels: tuple = HOROWITZ_SRAM_LEVELS
+    dram_pj: float = 1300.0
+    access_bits: int = 64
+
+    def __post_init__(self):
+        levels = tuple(tuple(level) for level in self.levels)
+        if not levels:
+            raise ValueError("Hierarchy.levels must list at least one (size in bytes, pJ per "
+                             "access) level")
+        previous = 0
+        for level in levels:
+            if len(level) != 2:
+                raise ValueError(f"Hierarchy level {level!r} must be (size in bytes, pJ per "
+                                 "access)")
+            size, pj = level
+            if isinstance(size, bool) or not isinstance(size, (int, float)) or \
+                    not math.isfinite(size) or size <= 0:
+                raise ValueError(f"Hierarchy level size must be a positive number of bytes, "
+                                 f"got {size!r}")
+            if size <= previous:
+                raise ValueError("Hierarchy.levels must be in strictly increasing size, got "
+                                 f"{[lv[0] for lv in levels]}")
+            if _price(pj, "Hierarchy level pJ per access") == 0:
+                raise ValueError(f"Hierarchy level {level!r}: pJ per access must be positive")
+            previous = size
+        if _price(self.dram_pj, "Hierarchy.dram_pj") == 0:
+            raise ValueError("Hierarchy.dram_pj must be positive")
+        check_bits(self.access_bits, "Hierarchy.access_bits")
+        object.__setattr__(self, "levels", levels)
+
+    def pj_per_bit(self, size_bytes) -> np.ndarray:
+        """pJ per bit of a datum set of ``size_bytes`` (array-like)."""
+        size = np.asarray(size_bytes, dtype=np.float64)
+        sizes = np.array([s for s, _ in self.levels], dtype=np.float64)
+        prices = np.array([p for _, p in self.levels] + [self.dram_pj], dtype=np.float64)
+        return prices[np.searchsorted(sizes, size, side="left")] / self.access_bits
+
+    def bytes_moved(self, rows, word_bits, act_bits=None):
+        return sum(canonical_bytes(rows, word_bits, act_bits).values())
+
+    def memory_pj(self, rows, word_bits, act_bits=None):
+        b = canonical_bytes(rows, word_bits, act_bits)
+        w = word_bits / 8.0
+        a = w if act_bits is None else act_bits / 8.0
+        param_size = _col(rows, "param_words") * w
+        state_size = _col(rows, "s_reads") * w
+        read_size = (_col(rows, "in_spike") / 8.0 + _col(rows, "in_act") * a
+                     + _col(rows, "in_real") * w)
+        write_size = (_col(rows, "out_spike") / 8.0 + _col(rows, "out_act") * a
+                      + _col(rows, "out_real") * w)
+        bits = 8.0 * np.stack([b["weight_bytes"] + b["bias_bytes"], b["state_bytes"],
+                               b["act_read_bytes"], b["act_write_bytes"]])
+        per_bit = np.stack([self.pj_per_bit(param_size), self.pj_per_bit(state_size),
+                            self.pj_per_bit(read_size), self.pj_per_bit(write_size)])
+        return (bits * per_bit).sum(0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,3 +524,17 @@ register_energy_model(Lemaire2022(
            "reuse; event-driven accumulation reads and writes a potential per synaptic event"),
 ))
 
+register_energy_model(EnergyModel(
+    name="sram45-hierarchy", e_mac=4.6, e_ac=0.9, e_other=4.6, e_select=0.0, e_neuron=4.6,
+    word_bits=32, memory=Hierarchy(),
+    source=(_HOROWITZ + ": 64-bit access of an 8 KB SRAM 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ, "
+            "DRAM 1.3-2.6 nJ (1.3 nJ taken: the low end, so memory is not overstated)"),
+    notes=("compute as horowitz45-fp32; memory: the canonical traffic (dta.measure.traffic), "
+           "each layer's weights and neuron states, and each op's input and output tensors "
+           "(one sample, one step) in the smallest level that holds them; a bit costs the "
+           "level's 64-bit access / 64. Reuse assumption: no reuse of weights across uses or "
+           "time steps (every synaptic op reads its weight from the weight's level), each "
+           "activation read and written once per op, one state read and write per update. "
+           "Level sizes and prices are parameters: register "
+           "EnergyModel(..., memory=Hierarchy(levels=..., dram_pj=...)) under a new name"),
+))

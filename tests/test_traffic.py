@@ -1,13 +1,14 @@
 """Memory traffic of the dispatch-level counter against numbers computed by hand."""
 
 import json
+import math
 
 import pytest
 import torch
 from spikingjelly.activation_based import layer, neuron
 from torch import nn
 
-from dta.measure import activation_bits, profile
+from dta.measure import activation_bits, profile, qnn_energy
 from dta.measure.traffic import TRAFFIC_FIELDS, canonical_bytes
 from dta.models import create_model, repeat_static
 from dta.neuron import faithful_lif
@@ -216,6 +217,19 @@ def test_per_step_bytes_sum_to_the_totals_and_json_carries_them(tmp_path):
     assert "bytes moved" in r.summary()
 
 
+# --- the QNN equivalent (Yan et al., arXiv 2409.08290) ---
+
+def relu_net():
+    """Conv 1->2 (3x3, pad 1, weights 1, bias 0) -> ReLU -> Linear 18->3 (weights 0.5, no
+    bias: weights of exactly 1 would make the product a spike-weight AC)."""
+    conv = layer.Conv2d(1, 2, 3, padding=1, step_mode="m")
+    nn.init.constant_(conv.weight, 1.0)
+    nn.init.constant_(conv.bias, 0.0)
+    fc = layer.Linear(18, 3, bias=False, step_mode="m")
+    nn.init.constant_(fc.weight, 0.5)
+    net = nn.Sequential(conv, layer.SeqToANNContainer(nn.ReLU()), layer.Flatten(step_mode="m"), fc)
+    return net.requires_grad_(False)
+
 
 def test_activation_bits():
     assert [activation_bits(T) for T in (1, 2, 3, 4, 7, 8)] == [1, 2, 2, 3, 3, 4]
@@ -224,3 +238,60 @@ def test_activation_bits():
             activation_bits(bad)
 
 
+def test_qnn_energy_by_hand():
+    x = torch.zeros(1, 1, 1, 3, 3)
+    x[0, 0, 0, 1, 1] = 2.0  # one nonzero pixel: 9 taps x 2 channels = 18 MACs
+    r = profile(relu_net(), x)
+    q = qnn_energy(r, 4, energy_model="step45-fp32")
+    b = 3  # ceil(log2(5))
+    assert q["activation_bits"] == b
+    # compute: encoding 18 full MACs; ReLU 18 'other'; linear: 18 nonzero activations x 3
+    # = 54 b-bit MACs at min(3 x 0.9, 4.6) = 2.7 pJ
+    compute = 18 * 4.6 + 18 * 4.6 + 54 * 2.7
+    assert q["compute_uj"] * 1e6 == pytest.approx(compute)
+    assert q["compute_uj_by_model"]["horowitz45-fp32"] * 1e6 == pytest.approx(compute)
+    assert q["compute_uj_by_model"]["horowitz45-int8"] * 1e6 == pytest.approx(
+        18 * 0.23 + 18 * 0.23 + 54 * min(3 * 0.03, 0.23))
+    # memory bits: conv reads 9 real, 18 weights, 18 biases, writes 18 real; ReLU reads 18
+    # real, writes 18 at 3 bits; linear reads 18 at 3 bits, 54 weights, writes 3 real
+    bits = ((9 + 18 + 18 + 18) * 32 + 18 * 32 + 18 * b + 18 * b + 54 * 32 + 3 * 32)
+    assert q["bytes"] == pytest.approx(bits / 8)
+    assert q["memory_uj"] * 1e6 == pytest.approx(bits * 3.12)
+    assert q["energy_uj"] == pytest.approx(q["compute_uj"] + q["memory_uj"])
+    assert q["memory_uj_by_model"]["horowitz45-fp32"] is None
+    # the ANN itself (32-bit activations, full MACs) costs more
+    ann = r.totals
+    assert ann["energy_uj_by_model"]["step45-fp32"] > q["energy_uj"]
+    assert ann["bytes"] - q["bytes"] == pytest.approx(2 * 18 * (32 - b) / 8)
+
+
+def test_qnn_energy_lemaire_prices_low_bit_macs_as_additions():
+    x = torch.zeros(1, 1, 1, 3, 3)
+    x[0, 0, 0, 1, 1] = 2.0
+    r = profile(relu_net(), x)
+    full = r.totals["compute_uj_by_model"]["lemaire2022"] * 1e6
+    q = qnn_energy(r, 1, energy_model="lemaire2022")  # 1 bit
+    # the linear layer's dense 18 x 3 MACs on activations: (3.1 + 0.1) -> 1 x 0.1 pJ each
+    assert full - q["compute_uj"] * 1e6 == pytest.approx(54 * (3.2 - 0.1))
+
+
+def test_qnn_energy_rejects_what_is_not_a_relu_network():
+    x = torch.rand(1, 1, 1, 3, 3)
+    r = profile(relu_net(), x)
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        qnn_energy(r, 0)
+    with pytest.raises(KeyError, match="known energy models"):
+        qnn_energy(r, 4, energy_model="nope")
+    snn = profile(nn.Sequential(layer.Linear(3, 2, step_mode="m"), faithful_lif()),
+                  torch.rand(1, 1, 3))
+    with pytest.raises(ValueError, match="spiking-neuron updates"):
+        qnn_energy(snn, 4)
+    two_steps = profile(relu_net(), torch.rand(2, 1, 1, 3, 3))
+    with pytest.raises(ValueError, match="T=2"):
+        qnn_energy(two_steps, 4)
+    no_relu = profile(layer.Linear(3, 2, step_mode="m"), torch.rand(1, 1, 3))
+    with pytest.raises(ValueError, match="no activation-function outputs"):
+        qnn_energy(no_relu, 4)
+    with pytest.raises(TypeError, match="ProfileReport"):
+        qnn_energy(r.totals, 4)
+    assert math.isfinite(qnn_energy(r, 4)["energy_uj"])

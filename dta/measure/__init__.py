@@ -10,6 +10,7 @@ network without spiking neurons. Models are never modified.
 >>> report.totals["energy_uj"]           # per inference, horowitz45-fp32
 >>> report.totals["memory_uj_by_model"]  # memory energy, per memory-aware model
 >>> report.layers[["layer", "t", "ac", "bytes"]]  # bytes beside op counts
+>>> qnn_energy(ann_report, T=4)          # the quantized-ANN equivalent of a T=4 SNN
 >>> compare_neurobench(model, x)         # the same counts beside NeuroBench's
 """
 
@@ -28,6 +29,7 @@ from .energy import (
     register_energy_model,
 )
 from .profile import COMPONENTS, ProfileReport, profile
+from .qnn import qnn_energy
 from .traffic import activation_bits
 
 __all__ = [
@@ -51,5 +53,6 @@ __all__ = [
     "list_energy_models",
     "neurobench_synops",
     "profile",
+    "qnn_energy",
     "register_energy_model",
 ]

@@ -92,9 +92,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _layer_table(report, per_step: bool):
     import pandas as pd
 
-    cols = ["ac", "mac", "other", "select", "dense_macs", "neuron_updates", "spikes"]
+    # bytes at the energy model's word width; compute / memory energy in pJ under that model
+    # (memory_pj is empty for a compute-only model)
+    cols = ["ac", "mac", "other", "select", "dense_macs", "neuron_updates", "spikes", "bytes",
+            "compute_pj", "memory_pj"]
     keys = ["layer", "type", "component"] + (["t"] if per_step else [])
-    table = report.layers.groupby(keys, sort=False, as_index=False)[cols].sum()
+    table = report.layers.groupby(keys, sort=False, as_index=False)[cols].sum(min_count=1)
     table["firing_rate"] = table["spikes"] / table["neuron_updates"].where(
         table["neuron_updates"] > 0)
     with pd.option_context("display.max_rows", None, "display.width", 200,

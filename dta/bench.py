@@ -183,21 +183,29 @@ def _init_worker(threads: int) -> None:
 
 
 def finished_run(job: Job, cfg: BenchConfig, expected: dict, commit: str):
-    """The record and per-layer table a previous bench left for ``job``, if it matches
-    the configuration, the measurement settings and the commit; else None."""
+    """``(record, per_layer)`` a previous bench left for ``job``, or ``(None, why not)``.
+
+    Reused only when it was measured with this commit, the same training configuration
+    and the same measurement settings.
+    """
     folder = job.folder(cfg.runs)
     try:
         record = validate(json.loads((folder / "record.json").read_text()))
         per_layer = pd.read_csv(folder / "per_layer.csv")
     except (OSError, ValueError):
-        return None
+        return None, "not finished"
     ignored = OPERATIONAL_FIELDS | {"out"}
-    same = (is_measured(record) and record["commit"] == commit
-            and record["energy"].get("model") == cfg.energy_model
-            and record.get("measured_on", {}).get("requested") == cfg.measure_samples
-            and {k: v for k, v in record.get("config", {}).items() if k not in ignored}
-            == {k: v for k, v in expected.items() if k not in ignored})
-    return (record, per_layer) if same else None
+    if not is_measured(record):
+        return None, "trained, not measured"
+    if record["commit"] != commit:
+        return None, f"made at commit {record['commit']}"
+    if (record["energy"].get("model") != cfg.energy_model
+            or record.get("measured_on", {}).get("requested") != cfg.measure_samples):
+        return None, "measured with other settings"
+    if ({k: v for k, v in record.get("config", {}).items() if k not in ignored}
+            != {k: v for k, v in expected.items() if k not in ignored}):
+        return None, "trained with another configuration"
+    return (record, per_layer), ""
 
 
 # -- latency ---------------------------------------------------------------------------------------
@@ -300,14 +308,18 @@ def run_bench(cfg: BenchConfig) -> dict[str, list[dict]]:
 
     done: dict[Job, tuple[dict, pd.DataFrame]] = {}
     if cfg.resume:
-        commit = git_commit()
+        commit, others = git_commit(), {}
         for job in jobs:
-            found = finished_run(job, cfg, configs[job].to_dict(), commit)
+            found, why = finished_run(job, cfg, configs[job].to_dict(), commit)
             if found is not None:
                 done[job] = found
+            elif why != "not finished":
+                others.setdefault(why, []).append(job.name)
         print(f"bench: --resume: {len(done)} of {len(jobs)} runs already finished in "
               f"{cfg.runs} (same configuration and commit {commit}); skipping them",
               file=sys.stderr)
+        for why, names in others.items():
+            print(f"bench: --resume: trained again ({why}): {', '.join(names)}", file=sys.stderr)
     todo = [job for job in jobs if job not in done]
     # progress in units of epoch x T (a run's cost grows with both)
     weight = {job: configs[job].epochs * configs[job].T for job in jobs}
@@ -382,6 +394,14 @@ def _run_pool(todo, spec, workers, threads, cfg, weight, finished, bar, total, d
                     shown[job] = now
             bar.set_postfix_str(f"{len(done)}/{total} runs")
     except BaseException:
+        # Ctrl-C or a failed run: stop the runs in flight now (an executor would finish
+        # them, and start the ones it had already queued, before shutting down)
+        stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+        if stop is not None:
+            stop()
+        else:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

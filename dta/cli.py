@@ -231,7 +231,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     # options not given keep BenchConfig's defaults (one place states them)
     cfg = BenchConfig(**{k: v for k, v in given.items() if v is not None},
                       progress=not args.no_progress, resume=args.resume)
-    results = run_bench(cfg)
+    try:
+        results = run_bench(cfg)
+    except KeyboardInterrupt:  # run_bench has said what was kept and how to resume
+        return 130
     for dataset, records in results.items():
         table = to_markdown(energy_vs_accuracy(records))
         print(f"\n## {dataset}: energy versus accuracy (per inference, {cfg.energy_model})\n")

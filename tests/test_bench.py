@@ -101,8 +101,17 @@ def test_a_stopped_bench_keeps_its_records_and_resume_skips_them(tmp_path, capsy
     # other settings are other runs: not skipped
     run_bench(_cfg(tmp_path, methods=("none",), Ts=(1,), seeds=(0,), workers=1, resume=True,
                    train_overrides={**TINY, "epochs": 1}))
-    assert "0 of 1 runs already finished" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "0 of 1 runs already finished" in err
+    assert "trained again (trained with another configuration): none-T1-s0" in err
     assert ckpt.stat().st_mtime_ns != before
+
+
+def test_a_run_failing_in_a_worker_stops_the_bench_with_its_error(tmp_path, capsys):
+    with pytest.raises(ValueError, match="T >= 2|T>=2|at least 2"):
+        run_bench(_cfg(tmp_path, methods=("gac",), Ts=(1,), seeds=(0, 1), workers=2))
+    assert "failed" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "digits" / "records.jsonl").exists()
 
 
 def test_measure_a_bench_checkpoint_with_real_samples(tmp_path, capsys):

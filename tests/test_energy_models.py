@@ -42,6 +42,8 @@ def test_registry_labels_compute_only_models():
     for name in MEMORY_MODELS:
         em = get_energy_model(name)
         assert not em.compute_only and em.label == name and em.source
+        assert em.to_dict()["memory"]["kind"] in ("PerBit", "Hierarchy", "Lemaire2022")
+    assert get_energy_model("horowitz45-int8").to_dict()["memory"] is None
 
 
 def test_step45_by_hand():

@@ -297,8 +297,9 @@ class EnergyModel:
         return self
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k != "memory"}
-        out["memory"] = None if self.memory is None else self.memory.to_dict()
+        out = {k: v for k, v in asdict(self).items() if k not in ("memory", "has_neurons")}
+        out["memory"] = (None if self.compute_only else self.memory.to_dict() if self.memory
+                         else {"kind": type(self).__name__})  # a model that prices memory itself
         out["compute_only"] = self.compute_only
         return out
 

@@ -117,10 +117,14 @@ def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str
         "attention_share": t["attention_share"], "per_step": t["energy_uj_per_step"],
         "by_model": t["energy_uj_by_model"], "attention_share_by_model": t["attention_share_by_model"],
     }
-    for key, name in (("compute_uj_by_model", "compute_by_model"),
-                      ("memory_uj_by_model", "memory_by_model")):
-        if key in t:  # memory-aware energy models, where the profile has them
+    for key, name in (("compute_uj", "compute_uj"), ("memory_uj", "memory_uj"),
+                      ("memory_share", "memory_share"), ("compute_uj_by_model", "compute_by_model"),
+                      ("memory_uj_by_model", "memory_by_model"), ("bytes_by_model", "bytes_by_model")):
+        if key in t:  # compute / memory split (memory-aware energy models)
             record["energy"][name] = t[key]
+    for key in ("bytes", "bytes_by_kind", "word_bits"):
+        if key in t:  # memory traffic per inference
+            record["ops"][key] = t[key]
     # any time: what a reader who stops after step t has spent (the accuracy at each t
     # comes from the training run's last evaluation, the same weights)
     steps = report.per_step.groupby("t")[["ac", "mac"]].sum().reindex(range(T), fill_value=0.0)
@@ -129,6 +133,9 @@ def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str
         "energy_uj": np.cumsum(t["energy_uj_per_step"]).tolist(),
         "acs": steps["ac"].cumsum().tolist(), "macs": steps["mac"].cumsum().tolist(),
     }
+    for key in ("compute_uj_per_step", "memory_uj_per_step"):
+        if t.get(key) is not None:  # the compute / memory parts of energy_uj, up to step t
+            record["anytime"][key.replace("_per_step", "")] = np.cumsum(t[key]).tolist()
     record["measured_on"] = {"samples": int(x.shape[1]), "requested": samples, "split": "test"}
     layers = report.layers.copy()
     for key in ("dataset", "method", "T", "seed"):

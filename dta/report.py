@@ -64,8 +64,10 @@ class Figure:
 
 
 #: The table's figures, in column order. One more energy column is one more line, e.g.
-#: ``Figure("loihi_uj", ("energy", "by_model", "loihi"), "energy, uJ (loihi)",
-#: "loihi (µJ)", interval=True)``.
+#: ``Figure("memory_uj_lemaire", ("energy", "memory_by_model", "lemaire2022"),
+#: "memory energy, uJ (lemaire2022)", "memory (µJ, lemaire2022)", interval=True)``:
+#: CSV mean and interval, Markdown/LaTeX ``mean ± half-width`` (``paired=True``: also
+#: the paired difference to ``none``).
 FIGURES: list[Figure] = [
     Figure("params", ("params",), "parameters", "params", decimals=0, thousands=True),
     Figure("attention_params", ("attention_params",), "parameters of the attention block"),

@@ -136,6 +136,25 @@ def test_energy_vs_accuracy_intervals_and_paired_differences():
     assert r"$\Delta$ accuracy (pp) vs none" in tex and "n.s." in tex
 
 
+def test_one_more_energy_figure_is_one_line(monkeypatch):
+    import dta.report as report
+
+    loihi = report.Figure("loihi_uj", ("energy", "by_model", "loihi"), "energy, uJ (loihi)",
+                          "loihi (µJ)", interval=True, paired=True)
+    monkeypatch.setattr(report, "FIGURES", [*report.FIGURES, loihi])
+    records = []
+    for s, uj in enumerate((100.0, 110.0, 120.0)):
+        for method, extra in (("none", 0.0), ("dta", 5.0)):
+            r = rec(method, s)
+            r["energy"]["by_model"] = {"loihi": uj + extra}
+            records.append(r)
+    table = report.energy_vs_accuracy(records).set_index("method")
+    assert table.loc["none", "loihi_uj"] == 110.0 and table.loc["dta", "loihi_uj_vs_none"] == 5.0
+    assert table.loc["none", "loihi_uj_ci_high"] == pytest.approx(110 + 4.302653 * 10 / math.sqrt(3))
+    md = report.to_markdown(table.reset_index())
+    assert "loihi (µJ)" in md and "115.000 ± 24.841" in md and "Δ loihi (µJ) vs none" in md
+
+
 def test_single_seed_table_says_it_has_no_interval_and_pareto():
     records = [rec("none", 0, 0.90, 5.0), rec("dta", 0, 0.95, 8.0), rec("gac", 0, 0.93, 9.0)]
     table = energy_vs_accuracy(records)

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test perf asv-quick asv-regression asv-publish training-bench
+.PHONY: bench test perf asv-quick asv-regression asv-publish training-bench gpu-check
 
 bench: $(STAMP)  ## train, measure and tabulate every method on the embedded default
 	$(BIN)/dta bench
@@ -30,6 +30,9 @@ asv-publish: $(STAMP)  ## the HTML dashboard under .asv/html
 
 training-bench: $(STAMP)  ## training throughput and the >= 90 % accuracy bar
 	$(BIN)/python scripts/bench_training.py
+
+gpu-check: $(STAMP)  ## GPU latency across T, training step, compile, asv: results/gpu/ (CPU: dry run)
+	$(BIN)/python scripts/gpu_check.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -210,3 +210,28 @@ def test_bad_amp_value_and_the_cli_options(tmp_path):
         ("fp16", "aot_eager", None, None)  # None: keep the preset's (off)
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--amp", "fp8"])
+
+
+@pytest.mark.slow
+def test_inductor_compiles_the_lif_network_on_cpu():
+    """The default backend, forward and backward, channels_last, batch > 1 (about a minute).
+
+    Inductor's generated code checks each op's output strides against the op's fake
+    (meta) implementation, so this also guards the neuron's custom op: a fake that
+    promises another memory layout than the kernel returns fails here, not on a GPU.
+    """
+    torch._dynamo.reset()
+    model = create_model("ms_resnet18", attention="dta", T=2, num_classes=10, width=2)
+    to_channels_last(model)
+    x = repeat_static(torch.rand(2, 3, 8, 8), 2)
+    ref = model(x)
+    functional.reset_net(model)
+    ref.sum().backward()
+    ref_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    y = compile_model(model)(x)  # inductor: fused C++ kernels
+    functional.reset_net(model)
+    y.sum().backward()
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-5)
+    for p, g in zip(model.parameters(), ref_grads):  # fusion reorders sums: looser
+        torch.testing.assert_close(p.grad, g, rtol=1e-3, atol=1e-4)

@@ -119,7 +119,9 @@ def lif_multistep(x_seq: torch.Tensor, v: torch.Tensor, threshold: float
 
 @lif_multistep.register_fake
 def _(x_seq, v, threshold):
-    return torch.empty_like(x_seq), x_seq.new_empty(x_seq.shape[1:]), torch.empty_like(x_seq)
+    # Contiguous, as the kernel's outputs (compilers check the strides against the kernel's).
+    h = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
+    return torch.empty_like(h), h.new_empty(h.shape[1:]), h
 
 
 def _lif_setup(ctx, inputs, output):

@@ -158,3 +158,14 @@ def test_issues_no_more_elementwise_kernels_per_step_than_released(T):
 
     ours, released = _elementwise_calls(ours_fwd_bwd), _elementwise_calls(released_fwd_bwd)
     assert ours <= released, (ours, released)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_custom_op_passes_torch_opcheck(channels_last):
+    """Schema, fake (meta) implementation, strides and autograd registration agree."""
+    x = torch.randn(3, 2, 4, 5, 5) * 1.5
+    if channels_last:  # a strided input: the outputs are still contiguous, as the fake says
+        x = (torch.randn(3, 2, 5, 5, 4) * 1.5).permute(0, 1, 4, 2, 3)
+        assert not x.is_contiguous()
+    x.requires_grad_(True)
+    torch.library.opcheck(lif_multistep, (x, torch.zeros(2, 4, 5, 5), 1.0))

@@ -18,6 +18,7 @@ from spikingjelly.activation_based import functional
 from dta.attention import list_attention
 from dta.bench import train_and_measure
 from dta.models import create_model, repeat_static
+from dta.report import MEMORY_MODEL
 
 METHODS = list_attention()
 DATASET = "digits"
@@ -57,6 +58,7 @@ class EmbeddedDefault:
                     "acs": record["ops"]["ac"],
                     "macs": record["ops"]["mac"],
                     "firing_rate": record["firing"]["rate"],
+                    "energy_memory_uj": record["energy"]["by_model"][MEMORY_MODEL],
                 }
         return results
 
@@ -65,6 +67,39 @@ class EmbeddedDefault:
     track_acs = _tracked("acs", "effective ACs per inference")
     track_macs = _tracked("macs", "effective MACs per inference")
     track_firing_rate = _tracked("firing_rate", "spikes per neuron per step")
+    track_energy_memory_uj = _tracked("energy_memory_uj",
+                                      f"uJ per inference, compute + memory ({MEMORY_MODEL})")
+
+
+class Equivalents:
+    """The networks the SNNs would replace: ``ann`` (ReLU, T=1, trained with the same recipe)
+    and ``qnn`` (its activations quantized to ceil(log2(T+1)) bits), tracked like the methods."""
+
+    params = (["ann", "qnn"], [4])
+    param_names = ["method", "T"]
+    timeout = 1800
+
+    def setup_cache(self):
+        from dta.bench import qnn_records
+
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        work = tempfile.mkdtemp(prefix="dta-asv-")
+        data_root = os.environ.get("DTA_DATA_ROOT", os.path.join(work, "data"))
+        ann, _, _ = train_and_measure(DATASET, "ann", seed=0, runs=os.path.join(work, "runs"),
+                                      data_root=data_root, qnn_T=tuple(self.params[1]))
+        def tracked(record):
+            return {"error_rate": 1.0 - record["accuracy"], "energy_uj": record["energy"]["uj"],
+                    "energy_memory_uj": record["energy"]["by_model"][MEMORY_MODEL]}
+
+        # the ANN (T=1) is the reference of every T; each qnn row belongs to one T
+        results = {f"ann-T{T}": tracked(ann) for T in self.params[1]}
+        results.update({f"qnn-T{q['T']}": tracked(q) for q in qnn_records(ann)})
+        return results
+
+    track_error_rate = _tracked("error_rate", "error rate (1 - test accuracy)")
+    track_energy_uj = _tracked("energy_uj", "uJ per inference (horowitz45-fp32)")
+    track_energy_memory_uj = _tracked("energy_memory_uj",
+                                      f"uJ per inference, compute + memory ({MEMORY_MODEL})")
 
 
 def _default_net(method, T, device="cpu"):

@@ -1,6 +1,10 @@
 """``dta bench``: train, measure and tabulate every attention method over several seeds.
 
-For each (dataset, T, seed, method): train with the dataset's preset (every epoch
+For each (dataset, T, seed, method), the eight attention methods and ``ann`` (the same
+backbone with ReLU at T=1, :data:`dta.train.EQUIVALENTS`; one run per seed whatever the
+T list), plus ``qnn`` rows derived from each ``ann`` run (its activations quantized to
+``ceil(log2(T+1))`` bits, :mod:`dta.quantize`; accuracy measured, energy priced from the
+ANN's counts): train with the dataset's preset (every epoch
 probed: firing, ACs, step time), measure operation counts, firing and energy (every
 energy model) on the first 64 test samples, and record the any-time accuracy and the
 energy spent up to each time step; then time the forward pass across T (once per
@@ -29,6 +33,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +45,14 @@ from .attention import list_attention
 from .data import get_dataset_info
 from .experiment import measurement_batch
 from .io import atomic_write_text
-from .measure import DEFAULT_ENERGY_MODEL, profile
+from .measure import DEFAULT_ENERGY_MODEL, get_energy_model, list_energy_models, profile, qnn_energy
 from .measure.latency import measure_latency
+from .measure.profile import price
+from .measure.traffic import activation_bits
 from .models import create_model
 from .records import PARTIAL_SUFFIX, git_commit, is_measured, validate, write_record
 from .report import write_tables
-from .train import OPERATIONAL_FIELDS, resolve_config, train
+from .train import EQUIVALENTS, OPERATIONAL_FIELDS, evaluate, resolve_config, train
 
 DEFAULT_DATASETS = ("digits",)
 DEFAULT_SEEDS = (0, 1, 2)
@@ -94,12 +101,85 @@ class Job:
 # -- one run ---------------------------------------------------------------------------------------
 
 
+#: the spike-proportional traffic of a synaptic op whose input is a spike tensor: its effective
+#: ACs, the weights they read, and Lemaire et al.'s per-event terms
+SPIKE_COLUMNS = ("ac", "w_reads", "nnz_in", "ev_mem", "ev_ops")
+
+
+def spike_energy_split(report) -> dict[str, dict[str, float]]:
+    """Per energy model, the energy (uJ per inference) that scales with the spike count and
+    the rest: ``{"spike_uj": ..., "fixed_uj": ...}``.
+
+    Scaling with spikes: each spike-driven synaptic op's effective ACs, the weight reads
+    they make and Lemaire et al.'s per-event terms (:data:`SPIKE_COLUMNS`). Fixed: all
+    else (real-valued MACs, neuron updates and state traffic, dense 1-bit spike reads,
+    attention arithmetic). Energy is then ``fixed + spike * r / r_measured`` for a network
+    whose every layer fires ``r / r_measured`` times as often: the assumption behind the
+    break-even firing rate of the tables.
+    """
+    traffic = report.traffic
+    driven = (traffic["synaptic"] & (traffic["in_spike"] > 0)).to_numpy()
+    fixed_rows = traffic.copy()
+    for col in SPIKE_COLUMNS:
+        fixed_rows.loc[driven, col] = 0.0
+    out = {}
+    for name in list_energy_models():
+        em = get_energy_model(name)
+        total = sum(float(np.sum(v)) for v in price(em, traffic, has_neurons=report.has_neurons)
+                    if v is not None)
+        fixed = sum(float(np.sum(v)) for v in price(em, fixed_rows, has_neurons=report.has_neurons)
+                    if v is not None)
+        out[name] = {"spike_uj": (total - fixed) / 1e6, "fixed_uj": fixed / 1e6}
+    return out
+
+
+def qnn_rows(model, report, *, dataset: str, data_root: str, Ts, energy_model: str,
+             samples: int, seed: int) -> list[dict]:
+    """The QNN equivalents of a trained ``ann`` for SNNs of ``Ts`` steps: per T, the
+    test accuracy with activations quantized to ``ceil(log2(T+1))`` bits (calibrated on
+    the first ``samples`` training samples) and the energy priced from the ANN's counts."""
+    from torch.utils.data import DataLoader
+
+    from .data import build_datasets, to_time_first
+    from .quantize import quantize_activations
+
+    train_set, test_set, info = build_datasets(dataset, root=data_root, T=1, seed=seed,
+                                               augment=False)
+    n = min(samples, len(train_set))
+    calibration = to_time_first(torch.stack([train_set[i][0] for i in range(n)]), 1,
+                                info.temporal)
+    loader = DataLoader(test_set, batch_size=256)
+    rows, accuracy = [], {}
+    for T in sorted(set(Ts)):
+        bits = activation_bits(T)
+        if bits not in accuracy:
+            qmodel = quantize_activations(model, bits, calibration)
+            device = next(model.parameters()).device
+            accuracy[bits] = float(evaluate(qmodel, loader, 1, info.temporal, device)["acc"])
+        q = qnn_energy(report, T, energy_model=energy_model)
+        rows.append({"T": int(T), "activation_bits": bits, "accuracy": accuracy[bits],
+                     "energy": {"model": energy_model, "uj": q["energy_uj"],
+                                "by_component": q["energy_uj_by_component"],
+                                "attention_share": 0.0, "by_model": q["energy_uj_by_model"],
+                                "compute_uj": q["compute_uj"], "memory_uj": q["memory_uj"],
+                                "compute_by_model": q["compute_uj_by_model"],
+                                "memory_by_model": q["memory_uj_by_model"],
+                                "bytes_by_model": q["bytes_by_model"]}})
+    return rows
+
+
 def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str,
-                    energy_model: str, samples: int) -> tuple[dict, pd.DataFrame]:
+                    energy_model: str, samples: int,
+                    qnn_T: tuple[int, ...] = ()) -> tuple[dict, pd.DataFrame]:
     """Add ops, firing, energy and the energy up to each step to a training record;
-    return it and the per-layer table."""
+    return it and the per-layer table. An ``ann`` record also gets its ``qnn`` rows for
+    SNNs of ``qnn_T`` steps (:func:`qnn_rows`)."""
     x = measurement_batch(dataset, root=data_root, T=T, n=samples)
-    report = profile(model, x, energy_model=energy_model)
+    is_ann = record["method"] == "ann"
+    with warnings.catch_warnings():  # the ann row has no spiking neurons, by design
+        if is_ann:
+            warnings.filterwarnings("ignore", message=".*has no spiking neurons.*")
+        report = profile(model, x, energy_model=energy_model)
     t = report.totals
     record = dict(record)
     record["ops"] = {k: t[k] for k in ("ac", "mac", "other", "select", "dense_macs",
@@ -136,6 +216,11 @@ def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str
     for key in ("compute_uj_per_step", "memory_uj_per_step"):
         if t.get(key) is not None:  # the compute / memory parts of energy_uj, up to step t
             record["anytime"][key.replace("_per_step", "")] = np.cumsum(t[key]).tolist()
+    record["energy"]["split_by_model"] = spike_energy_split(report)
+    if is_ann and qnn_T:
+        record["qnn"] = qnn_rows(model, report, dataset=dataset, data_root=data_root, Ts=qnn_T,
+                                 energy_model=energy_model, samples=samples,
+                                 seed=record["seed"])
     record["measured_on"] = {"samples": int(x.shape[1]), "requested": samples, "split": "test"}
     layers = report.layers.copy()
     for key in ("dataset", "method", "T", "seed"):
@@ -146,7 +231,7 @@ def measure_trained(model, record: dict, *, dataset: str, T: int, data_root: str
 def train_and_measure(dataset: str, method: str, *, T: int | None = None, seed: int = 0,
                       runs: str | Path = "runs/bench", data_root: str | Path = "data",
                       energy_model: str = DEFAULT_ENERGY_MODEL, samples: int = 64,
-                      progress: bool = False, **overrides):
+                      progress: bool = False, qnn_T: tuple[int, ...] = (), **overrides):
     """Train ``method`` on ``dataset`` with its preset, then measure it.
 
     Returns ``(record, per_layer_table, train_config)`` and keeps both in the run folder
@@ -158,7 +243,7 @@ def train_and_measure(dataset: str, method: str, *, T: int | None = None, seed: 
     trained = train(tcfg)
     record, per_layer = measure_trained(trained.model, trained.record, dataset=dataset, T=tcfg.T,
                                         data_root=str(data_root), energy_model=energy_model,
-                                        samples=samples)
+                                        samples=samples, qnn_T=qnn_T)
     atomic_write_text(Path(tcfg.out) / "per_layer.csv", per_layer.to_csv(index=False))
     write_record(Path(tcfg.out) / "record.json", record)  # last: its presence means "done"
     return record, per_layer, tcfg
@@ -176,8 +261,11 @@ def _train_config(job: Job, *, runs, data_root, progress: bool, overrides: dict)
 
 def _run_job(job: Job, spec: dict) -> tuple[dict, pd.DataFrame]:
     """One run in a worker process (module level, so it pickles)."""
+    spec = dict(spec)
+    qnn_T = spec.pop("qnn_T_by_dataset", {}).get(job.dataset, ())
+    qnn_T = qnn_T if job.method == "ann" else ()
     record, per_layer, _ = train_and_measure(job.dataset, job.method, T=job.T, seed=job.seed,
-                                             **spec)
+                                             qnn_T=tuple(qnn_T), **spec)
     return record, per_layer
 
 
@@ -224,13 +312,15 @@ def latency_table(method: str, dataset: str, width: int, model_name: str, cfg: B
     T values) and batch sizes, with fresh weights: dense CPU/GPU latency does not depend on
     them. T values a method cannot be built for (GAC needs T >= 2) are skipped with a note."""
     info = get_dataset_info(dataset)
+    build = dict(EQUIVALENTS.get(method, {"attention": method}))
+    only_T = build.pop("T", None)  # the ANN runs at its one T
 
     def factory(T: int):
-        return create_model(model_name, attention=method, T=T, num_classes=info.num_classes,
-                            in_channels=info.in_channels, width=width)
+        return create_model(model_name, T=T, num_classes=info.num_classes,
+                            in_channels=info.in_channels, width=width, **build)
 
     Ts = []
-    for T in sorted(set(cfg.latency_T) | set(also_T)):
+    for T in ([only_T] if only_T else sorted(set(cfg.latency_T) | set(also_T))):
         try:
             factory(T)
             Ts.append(T)
@@ -298,18 +388,25 @@ def run_bench(cfg: BenchConfig) -> dict[str, list[dict]]:
         torch.set_num_threads(cfg.threads)
     if not cfg.seeds:
         raise ValueError("bench: no seeds given; pass e.g. --seeds 0,1,2")
-    methods = cfg.methods or tuple(list_attention())
+    methods = cfg.methods or (*list_attention(), *EQUIVALENTS)
     jobs: list[Job] = []
+    qnn_T: dict[str, tuple[int, ...]] = {}
     for dataset in cfg.datasets:
         get_dataset_info(dataset)  # unknown names fail before any training
-        Ts = cfg.Ts or (resolve_config(dataset, methods[0]).T,)
-        jobs += [Job(dataset, T, seed, m) for T in Ts for seed in cfg.seeds for m in methods]
+        Ts = cfg.Ts or (resolve_config(dataset, "none").T,)
+        jobs += [Job(dataset, T, seed, m) for T in Ts for seed in cfg.seeds for m in methods
+                 if m not in EQUIVALENTS]
+        # the ANN runs once per seed at its own T; its qnn rows follow the SNNs' T list
+        jobs += [Job(dataset, EQUIVALENTS[m]["T"], seed, m) for seed in cfg.seeds
+                 for m in methods if m in EQUIVALENTS]
+        qnn_T[dataset] = tuple(Ts)
     overrides = dict(cfg.train_overrides)
     if cfg.epochs:
         overrides["epochs"] = cfg.epochs
     workers, threads = plan_workers(cfg, len(jobs))
     spec = dict(runs=cfg.runs, data_root=cfg.data_root, energy_model=cfg.energy_model,
-                samples=cfg.measure_samples, progress=cfg.progress and workers == 1, **overrides)
+                samples=cfg.measure_samples, progress=cfg.progress and workers == 1,
+                qnn_T_by_dataset=qnn_T, **overrides)
     configs = {job: _train_config(job, runs=cfg.runs, data_root=cfg.data_root,
                                   progress=False, overrides=overrides) for job in jobs}
 
@@ -448,6 +545,7 @@ def _finish(cfg: BenchConfig, jobs: list[Job], done: dict, configs: dict) -> dic
             record["latency"] = lat.to_dict(orient="records")
             records.append(record)
             layers.append(per_layer)
+        records += [q for r in records for q in qnn_records(r)]
         out = Path(cfg.out) / dataset
         write_records_jsonl(out / "records.jsonl", records)
         atomic_write_text(out / "per_layer.csv", pd.concat(layers).to_csv(index=False))
@@ -457,6 +555,25 @@ def _finish(cfg: BenchConfig, jobs: list[Job], done: dict, configs: dict) -> dic
         (out / f"records{PARTIAL_SUFFIX}").unlink(missing_ok=True)  # the bench ended
         results[dataset] = records
     return results
+
+
+def qnn_records(ann: dict) -> list[dict]:
+    """The ``qnn`` records an ``ann`` record carries (one per SNN T): the ANN's record with
+    the quantized network's accuracy and energy; no latency, any-time or training curves
+    of their own (nothing was trained or timed for them)."""
+    rows = ann.get("qnn") or []
+    out = []
+    for row in rows:
+        q = {k: v for k, v in ann.items() if k not in ("qnn", "anytime", "latency", "train")}
+        q.update(method="qnn", T=row["T"], accuracy=row["accuracy"], energy=row["energy"],
+                 latency_ms=None, latency=[])
+        q["quantization"] = {
+            "activation_bits": row["activation_bits"], "from": "ann",
+            "how": "post-training, per-layer clip at the 99.9th percentile of the training "
+                   "split's ReLU outputs (dta.quantize)"}
+        q.pop("best_accuracy", None)
+        out.append(q)
+    return out
 
 
 def write_records_jsonl(path: Path, records: list[dict]) -> Path:

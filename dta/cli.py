@@ -83,7 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.dataset, args.attention, args.preset, **overrides)
     record = train(cfg).record
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line under torchrun
-        print(f"{cfg.dataset}/{cfg.attention}: test accuracy {record['accuracy']:.4f} "
+        print(f"{cfg.dataset}/{record['method']}: test accuracy {record['accuracy']:.4f} "
               f"(best {record['best_accuracy']:.4f}), {record['params']:,} parameters, "
               f"record {cfg.out}/record.json")
     return 0

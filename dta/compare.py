@@ -8,6 +8,7 @@ metric           better     threshold    meaning of the threshold
 ===============  =========  ===========  ==============================
 accuracy         higher     0.02         absolute (2 percentage points)
 energy_uj        lower      5%           relative
+energy_mem_uj    lower      5%           relative (memory-aware model)
 acs              lower      5%           relative
 macs             lower      5%           relative
 latency_ms       lower      50%          relative (latency is noisy)
@@ -63,6 +64,7 @@ METRICS = {
     m.name: m for m in (
         Metric("accuracy", +1, 0.02, False),
         Metric("energy_uj", -1, 0.05, True),
+        Metric("energy_mem_uj", -1, 0.05, True),
         Metric("acs", -1, 0.05, True),
         Metric("macs", -1, 0.05, True),
         Metric("latency_ms", -1, 0.50, True),
@@ -152,6 +154,8 @@ def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None
             va = [float(v) for v in va if isinstance(v, (int, float))]
             vb = [float(v) for v in vb if isinstance(v, (int, float))]
             row = {**base, "seeds": seeds, "metric": m.name}
+            if not va and not vb:
+                continue  # a figure neither side records (e.g. an energy model added since)
             if not va or not vb:
                 rows.append({**row, "old": va[0] if len(va) == 1 else None,
                              "new": vb[0] if len(vb) == 1 else None, "status": "n/a"})

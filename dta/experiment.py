@@ -70,7 +70,7 @@ def load_trained(path: str | Path, *,
     cfg = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
     info = get_dataset_info(cfg.dataset)
     model = create_model(cfg.model, attention=cfg.attention, T=cfg.T, num_classes=info.num_classes,
-                         in_channels=info.in_channels, width=cfg.width)
+                         in_channels=info.in_channels, width=cfg.width, neuron=cfg.neuron)
     model.load_state_dict(state["model"])
     return model.eval(), cfg
 

@@ -63,6 +63,13 @@ class Figure:
         return format(value * self.scale, spec)
 
 
+#: The compute-only and the memory-aware energy model every table shows side by side
+#: (``--energy-model`` picks the record's own ``energy_uj``; these two are always there).
+COMPUTE_MODEL = "horowitz45-fp32"
+MEMORY_MODEL = "lemaire2022"
+#: The row every method's energy is compared with (same dataset and seed).
+ANN = "ann"
+
 #: The table's figures, in column order. One more energy column is one more line, e.g.
 #: ``Figure("memory_uj_lemaire", ("energy", "memory_by_model", "lemaire2022"),
 #: "memory energy, uJ (lemaire2022)", "memory (µJ, lemaire2022)", interval=True)``:
@@ -81,6 +88,27 @@ FIGURES: list[Figure] = [
            "firing rate", decimals=4),
     Figure("energy_uj", ("energy", "uj"), "energy per inference, uJ (the record's energy model)",
            "energy (µJ)", interval=True, paired=True),
+    Figure("energy_x_ann", ("vs_ann", COMPUTE_MODEL, "ratio"),
+           f"energy / the same seed's ann energy ({COMPUTE_MODEL}, compute only)",
+           "× ANN", decimals=2, interval=True),
+    Figure("breakeven_rate", ("vs_ann", COMPUTE_MODEL, "breakeven_rate"),
+           f"firing rate at which the energy would equal the ann's ({COMPUTE_MODEL}); "
+           "negative: not even at zero firing", "break-even rate", decimals=3, interval=True),
+    Figure("compute_mem_uj", ("energy", "compute_by_model", MEMORY_MODEL),
+           f"compute energy per inference, uJ ({MEMORY_MODEL})",
+           f"compute (µJ, {MEMORY_MODEL})", interval=True),
+    Figure("memory_mem_uj", ("energy", "memory_by_model", MEMORY_MODEL),
+           f"memory energy per inference, uJ ({MEMORY_MODEL})",
+           f"memory (µJ, {MEMORY_MODEL})", interval=True),
+    Figure("energy_mem_uj", ("energy", "by_model", MEMORY_MODEL),
+           f"energy per inference, compute + memory, uJ ({MEMORY_MODEL})", interval=True),
+    Figure("energy_mem_x_ann", ("vs_ann", MEMORY_MODEL, "ratio"),
+           f"energy / the same seed's ann energy ({MEMORY_MODEL})",
+           f"× ANN ({MEMORY_MODEL})", decimals=2, interval=True),
+    Figure("breakeven_mem_rate", ("vs_ann", MEMORY_MODEL, "breakeven_rate"),
+           f"firing rate at which the energy would equal the ann's ({MEMORY_MODEL}); "
+           "negative: not even at zero firing", f"break-even rate ({MEMORY_MODEL})",
+           decimals=3, interval=True),
     Figure("attention_share", ("energy", "attention_share"),
            "share of the energy spent in the attention block", "attention share (%)",
            scale=100, decimals=1),
@@ -131,11 +159,50 @@ def record_value(record: dict, path: tuple):
     return value
 
 
+def ann_comparison(record: dict, ann: dict) -> dict:
+    """``{model: {"ratio", "breakeven_rate"}}`` of ``record`` against the ``ann`` record of
+    the same dataset and seed, for :data:`COMPUTE_MODEL` and :data:`MEMORY_MODEL`.
+
+    ``ratio``: energy / the ANN's. ``breakeven_rate``: the network firing rate ``r*`` at
+    which the energy would equal the ANN's, from the record's split into spike-driven and
+    fixed energy (``energy.split_by_model``, see :func:`dta.bench.spike_energy_split`):
+    ``r* = r * (E_ann - E_fixed) / E_spike`` when every layer's firing scales by ``r*/r``;
+    negative when the fixed part alone costs more than the ANN; absent without spikes.
+    """
+    out = {}
+    for model in (COMPUTE_MODEL, MEMORY_MODEL):
+        energy = record_value(record, ("energy", "by_model", model))
+        reference = record_value(ann, ("energy", "by_model", model))
+        if not isinstance(energy, (int, float)) or not reference:
+            continue
+        row = {"ratio": energy / reference}
+        split = record_value(record, ("energy", "split_by_model", model))
+        rate = record_value(record, ("firing", "rate"))
+        if isinstance(split, dict) and rate and split.get("spike_uj"):
+            row["breakeven_rate"] = rate * (reference - split["fixed_uj"]) / split["spike_uj"]
+        out[model] = row
+    return out
+
+
+def with_ann_comparisons(records: Iterable[dict]) -> list[dict]:
+    """The records, each with ``vs_ann`` (:func:`ann_comparison`) where an ``ann`` record of
+    its dataset and seed exists (the later of several wins)."""
+    records = list(records)
+    anns = {(r["dataset"], r["seed"]): r for r in records if r.get("method") == ANN}
+    out = []
+    for r in records:
+        ann = anns.get((r["dataset"], r["seed"]))
+        if ann is not None and "vs_ann" not in r:
+            r = {**r, "vs_ann": ann_comparison(r, ann)}
+        out.append(r)
+    return out
+
+
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     """Flat frame: one row per (dataset, method, T, seed) with every figure; of several
     records of one key (e.g. two commits) the later one wins."""
     rows = []
-    for r in records:
+    for r in with_ann_comparisons(records):
         row = {"dataset": r["dataset"], "method": r["method"], "T": r["T"], "seed": r["seed"],
                "commit": r["commit"], "energy_model": record_value(r, ("energy", "model"))}
         for f in FIGURES:
@@ -204,6 +271,9 @@ def _display(table: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
         cells = []
         for _, row in table.iterrows():
             cell = f.show(row[f.name])
+            if f.name.startswith("breakeven") and row[f.name] < 0:
+                cells.append("never")  # the fixed energy alone exceeds the ANN's
+                continue
             high = row.get(f"{f.name}_ci_high", math.nan)
             if f.interval and cell and math.isfinite(high):
                 cell += " ± " + f.show(high - row[f.name])
@@ -237,6 +307,14 @@ def table_notes(table: pd.DataFrame, reference: str = REFERENCE) -> list[str]:
     elif len(single):
         notes.append("no interval (1 seed): " + ", ".join(
             f"{m} T={t}" for m, t in zip(single["method"], single["T"])) + ".")
+    if "energy_x_ann" in table and table["energy_x_ann"].notna().any():
+        notes.append(f"× ANN: energy / the energy of `{ANN}` (the same backbone with ReLU at T=1, "
+                     f"same recipe and seed), under `{COMPUTE_MODEL}` (compute only) and "
+                     f"`{MEMORY_MODEL}` (compute + memory). break-even rate: the firing rate at "
+                     "which the method's energy would equal the ANN's if every layer's firing "
+                     "scaled alike; never: its spike-independent energy alone exceeds the "
+                     "ANN's. `qnn`: the ANN with activations quantized to ceil(log2(T+1)) bits "
+                     "after training (accuracy measured, energy priced from the ANN's counts).")
     if _paired_columns(table, reference):
         notes.append(f"Δ … vs {reference}: mean of the per-seed differences to `{reference}` "
                      f"over the same seeds ± its {CONFIDENCE:.0%} interval; n.s.: the interval "
@@ -370,36 +448,60 @@ def _errors(table: pd.DataFrame, name: str, scale: float = 1.0,
                               (high - mean).fillna(0.0).to_numpy()])
 
 
+def _energy_label(table: pd.DataFrame, energy: str) -> str:
+    """Axis label of an energy column: its model, and whether it prices memory."""
+    from .measure import get_energy_model
+
+    if energy == "energy_mem_uj":
+        names = [MEMORY_MODEL]
+    else:
+        names = [str(m) for m in table["energy_model"].dropna().unique()] or ["?"]
+    kinds = []
+    for name in names:
+        try:
+            kinds.append("compute only" if get_energy_model(name).compute_only
+                         else "compute + memory")
+        except (KeyError, ValueError):
+            kinds.append("?")
+    return f"energy per inference (µJ, {', '.join(names)}: {', '.join(sorted(set(kinds)))})"
+
+
 def pareto_plot(table: pd.DataFrame, path: str | Path, title: str = "",
-                energy: str = "energy_uj") -> Path:
-    """Energy per inference (x) against test accuracy (y), per (dataset, T): means with
-    their 95 % intervals as error bars on both axes, the non-dominated methods joined."""
+                energies: tuple[str, ...] = ("energy_uj", "energy_mem_uj")) -> Path:
+    """Energy per inference (x) against test accuracy (y), one panel per energy column
+    (default: the record's model and :data:`MEMORY_MODEL`): means with their 95 %
+    intervals as error bars on both axes; per dataset, the non-dominated rows (all T,
+    ``ann``/``qnn`` included) circled and joined."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.8, 4.6), dpi=120)
-    for (dataset, T), group in table.groupby(["dataset", "T"], sort=False):
-        bars = ax.errorbar(group[energy], 100 * group["accuracy"], xerr=_errors(group, energy),
-                           yerr=_errors(group, "accuracy", 100, (0.0, 1.0)), fmt="o", ms=5, capsize=3,
-                           elinewidth=1, label=f"{dataset}, T={T}")
-        for _, row in group.iterrows():
-            ax.annotate(row["method"], (row[energy], 100 * row["accuracy"]),
-                        textcoords="offset points", xytext=(4, 3), fontsize=8)
-        front = pareto_front(group, energy)
-        ax.plot(front[energy], 100 * front["accuracy"], "--o", lw=1.2, ms=11, mfc="none",
-                color=bars[0].get_color(), alpha=0.8, label=f"Pareto front, T={T}")
-    values = table[energy]
-    if values.max() > 10 * values.min() > 0:  # log only when the range needs it
-        ax.set_xscale("log")
-    models = ", ".join(str(m) for m in table["energy_model"].dropna().unique()) or "?"
-    ax.set_xlabel(f"energy per inference (µJ, energy model {models})")
-    ax.set_ylabel("test accuracy (%)")
+    energies = [e for e in energies if e in table and table[e].notna().any()]
+    fig, axes = plt.subplots(1, len(energies), figsize=(6.8 * len(energies), 4.8), dpi=120,
+                             squeeze=False)
+    for ax, energy in zip(axes[0], energies):
+        for dataset, group in table.dropna(subset=[energy]).groupby("dataset", sort=False):
+            several_T = group["T"].nunique() > 1
+            bars = ax.errorbar(group[energy], 100 * group["accuracy"], xerr=_errors(group, energy),
+                               yerr=_errors(group, "accuracy", 100, (0.0, 1.0)), fmt="o", ms=5,
+                               capsize=3, elinewidth=1, label=dataset)
+            for _, row in group.iterrows():
+                label = row["method"] + (f" T={row['T']}" if several_T else "")
+                ax.annotate(label, (row[energy], 100 * row["accuracy"]),
+                            textcoords="offset points", xytext=(4, 3), fontsize=8)
+            front = pareto_front(group, energy)
+            ax.plot(front[energy], 100 * front["accuracy"], "--o", lw=1.2, ms=11, mfc="none",
+                    color=bars[0].get_color(), alpha=0.8, label=f"Pareto front ({dataset})")
+        values = table[energy].dropna()
+        if values.max() > 10 * values.min() > 0:  # log only when the range needs it
+            ax.set_xscale("log")
+        ax.set_xlabel(_energy_label(table, energy))
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
     seeds = table["seeds"]
     span = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
     bars_note = (f"bars: {CONFIDENCE:.0%} intervals over {span} seeds" if seeds.max() >= 2
                  else "1 seed: no intervals")
-    ax.set_title(f"{title or 'energy versus accuracy'}\n(circled and joined: the non-dominated "
+    fig.suptitle(f"{title or 'energy versus accuracy'}\n(circled and joined: the non-dominated "
                  f"means; {bars_note})", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -32,6 +32,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from .data import build_datasets, to_time_first
 from .data.augment import cutmix, mixup, one_hot
 from .io import atomic_write
 from .models import create_model
+from .neuron import NEURONS
 from .presets import default_preset, get_preset
 from .records import SCHEMA, environment, git_commit, write_record
 
@@ -62,6 +64,7 @@ class TrainConfig:
 
     dataset: str = "digits"
     attention: str = "dta"
+    neuron: str = "lif"  # "relu": the equivalent ANN (method ``ann``, T=1)
     preset: str | None = None
     model: str = "ms_resnet18"
     width: int = 16
@@ -100,14 +103,37 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+#: Methods that are not attention blocks: the network an SNN would replace. ``ann`` is the
+#: ``none`` backbone with a ReLU in every LIF's place, trained with the same recipe at T=1.
+EQUIVALENTS = {"ann": {"attention": "none", "neuron": "relu", "T": 1}}
+
+
+def method_name(cfg: "TrainConfig") -> str:
+    """The method a run stands for: its attention, or ``ann`` for the ReLU network."""
+    return "ann" if cfg.neuron == "relu" and cfg.attention == "none" else cfg.attention
+
+
 def resolve_config(dataset: str, attention: str, preset: str | None = None, **overrides) -> TrainConfig:
-    """Preset values, then explicit overrides (``None`` means "keep the preset's")."""
+    """Preset values, then explicit overrides (``None`` means "keep the preset's").
+
+    ``attention`` is an attention method or ``ann`` (:data:`EQUIVALENTS`)."""
     preset = preset or default_preset(dataset)
     values = get_preset(preset)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if attention in EQUIVALENTS:
+        fixed = EQUIVALENTS[attention]
+        for key, value in fixed.items():
+            given = overrides.get(key)
+            if key != "attention" and given is not None and given != value:
+                raise ValueError(f"train: the {attention} method runs with {key}={value}, "
+                                 f"got {key}={given}")
+        values.update({k: v for k, v in fixed.items() if k != "attention"})
+        attention = fixed["attention"]
     cfg = TrainConfig(dataset=dataset, attention=attention, preset=preset, **values)
+    if cfg.neuron not in NEURONS:
+        raise ValueError(f"train: unknown neuron {cfg.neuron!r}; known: {', '.join(NEURONS)}")
     if not cfg.out:
-        cfg.out = str(Path("runs") / f"{dataset}-{attention}-T{cfg.T}-s{cfg.seed}")
+        cfg.out = str(Path("runs") / f"{dataset}-{method_name(cfg)}-T{cfg.T}-s{cfg.seed}")
     for name in ("epochs", "batch_size", "T", "width"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"train: {name} must be >= 1, got {getattr(cfg, name)}")
@@ -393,7 +419,9 @@ def probe(model, x: torch.Tensor) -> dict:
     from .measure import profile
 
     start = time.perf_counter()
-    report = profile(model, x)
+    with warnings.catch_warnings():  # the ann row has no spiking neurons, by design
+        warnings.filterwarnings("ignore", message=".*has no spiking neurons.*")
+        report = profile(model, x)
     t = report.totals
     layers = report.firing.groupby("layer", sort=False)[["spikes", "neurons"]].sum()
     return {"firing_rate": t["firing_rate"],
@@ -468,7 +496,8 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
     # model and optimiser (initial weights depend only on the seed)
     seed_everything(cfg.seed, -1, 0)
     model = create_model(cfg.model, attention=cfg.attention, T=cfg.T, num_classes=info.num_classes,
-                         in_channels=info.in_channels, width=cfg.width).to(device)
+                         in_channels=info.in_channels, width=cfg.width,
+                         neuron=cfg.neuron).to(device)
     if cfg.channels_last:
         to_channels_last(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -502,7 +531,7 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
             sampler=ShardSampler(len(train_set), shuffle=True, seed=cfg.seed * 100_003 + epoch,
                                  rank=dist.rank, world=dist.world, drop=True))
         n_batches = min(len(loader), cfg.limit_batches) if cfg.limit_batches else len(loader)
-        bar = tqdm(total=n_batches, desc=f"{cfg.attention} epoch {epoch + 1}/{cfg.epochs}",
+        bar = tqdm(total=n_batches, desc=f"{method_name(cfg)} epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", leave=False,
                    disable=None if (dist.main and cfg.progress) else True)  # None: off without a TTY
         stats = train_one_epoch(net, loader, optimizer, cfg, info, device, dist, epoch=epoch,
@@ -522,7 +551,7 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
         history.append(entry)
         log(entry)
         if dist.main and cfg.progress:
-            print(f"{cfg.dataset}/{cfg.attention} epoch {epoch + 1}/{cfg.epochs}: "
+            print(f"{cfg.dataset}/{method_name(cfg)} epoch {epoch + 1}/{cfg.epochs}: "
                   f"loss {stats['loss']:.4f} train {stats['acc']:.3f} test {test['acc']:.3f} "
                   f"({stats['samples_per_s']:.0f} samples/s)", file=sys.stderr)
         improved = test["acc"] > best_acc
@@ -540,7 +569,7 @@ def _run(cfg: TrainConfig, dist: Dist, device: torch.device, tqdm) -> TrainResul
 
     final = history[-1] if history else {"test_acc": float("nan"), "train_loss": float("nan")}
     record = {
-        "schema": SCHEMA, "dataset": cfg.dataset, "method": cfg.attention, "model": cfg.model,
+        "schema": SCHEMA, "dataset": cfg.dataset, "method": method_name(cfg), "model": cfg.model,
         "T": cfg.T, "seed": cfg.seed, "width": cfg.width, "commit": git_commit(),
         "params": sum(p.numel() for p in model.parameters()),
         "attention_params": sum(p.numel() for p in model.attention.parameters()),

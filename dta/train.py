@@ -295,6 +295,11 @@ def load_checkpoint(path: Path, cfg: TrainConfig | None = None) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a dta-bench checkpoint "
                               f"(format {state.get('format') if isinstance(state, dict) else None!r})")
+    if cfg is not None and "optimizer" not in state:
+        what = ("converted from a released DTA-SNN checkpoint (dta convert)"
+                if "converted_from" in state else "without optimizer state")
+        raise CheckpointError(f"checkpoint {path} was {what}: it has weights to measure "
+                              "(dta measure --checkpoint), not a training run to --resume")
     if cfg is not None:
         # a field the checkpoint predates counts as its default (older runs stay resumable)
         saved = {**TrainConfig().to_dict(), **state["config"]}

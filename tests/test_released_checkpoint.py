@@ -193,6 +193,11 @@ def test_cli_convert_writes_a_checkpoint_that_measure_reads(tmp_path, capsys):
     assert main(["convert", "--released", str(ckpt), str(tmp_path / "c.pt")]) == 0  # cifar10-dvs
     assert load_trained(tmp_path / "c.pt")[1].dataset == "cifar10-dvs"
 
+    # a converted checkpoint is weights to measure, not a run to resume
+    from dta.train import CheckpointError, load_checkpoint
+    with pytest.raises(CheckpointError, match="converted from a released DTA-SNN checkpoint"):
+        load_checkpoint(out, cfg)
+
 
 def test_cli_convert_without_dta_needs_T(tmp_path, capsys):
     source = randomized(build("none"))

@@ -21,6 +21,11 @@ MODEL_DEFAULTS = dict(model="ms_resnet18", attention="dta", T=6, width=64, num_c
 # -- checked option types ---------------------------------------------------------------------------
 
 
+
+ENERGY_MODEL_HELP = ("compute only: horowitz45-fp32 (default), horowitz45-fp16, horowitz45-int8, "
+                     "loihi; compute + memory: step45-fp32, lemaire2022, sram45-hierarchy "
+                     "(every model is priced in the report; this one is the headline)")
+
 def _number(kind, what: str, ok):
     def parse(text: str):
         try:
@@ -407,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="data")
     p.add_argument("--batch-size", type=positive_int, default=16,
                    help="samples to measure on (default: 16)")
-    p.add_argument("--energy-model", default=None, help="(default: horowitz45-fp32)")
+    p.add_argument("--energy-model", default=None, help=ENERGY_MODEL_HELP)
     p.add_argument("--no-fold-bn", action="store_true", help="count BatchNorm as MACs")
     p.add_argument("--per-step", action="store_true", help="one row per layer and time step")
     p.add_argument("--json", default=None, help="write the full report as JSON here")
@@ -451,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results folder (default: results)")
     p.add_argument("--runs", default=None, help="checkpoints and logs (default: runs/bench)")
     p.add_argument("--data-root", default=None, help="folder with the datasets (default: data)")
-    p.add_argument("--energy-model", default=None, help="(default: horowitz45-fp32)")
+    p.add_argument("--energy-model", default=None, help=ENERGY_MODEL_HELP)
     p.add_argument("--latency-T", type=_csv(positive_int), default=None, help="(default: 2,4,8)")
     p.add_argument("--latency-batch", type=_csv(positive_int), default=None, help="(default: 1,16)")
     p.add_argument("--latency-devices", type=_csv(str), default=None,

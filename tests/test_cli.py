@@ -148,3 +148,13 @@ def test_models_and_bench_reject_bad_numbers(capsys):
         with pytest.raises(SystemExit):
             main(argv)
         assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_energy_model_help_names_every_registered_model_and_its_kind():
+    from dta.cli import ENERGY_MODEL_HELP
+    from dta.measure import get_energy_model, list_energy_models
+
+    compute_only, memory = ENERGY_MODEL_HELP.split("compute + memory:")
+    for name in list_energy_models():
+        part = compute_only if get_energy_model(name).compute_only else memory
+        assert name in part, f"--energy-model help does not list {name} where it belongs"

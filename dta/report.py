@@ -561,7 +561,11 @@ def anytime_plot(frame: pd.DataFrame, path: str | Path, title: str = "") -> Path
 
 
 def training_plot(frame: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Firing rate and effective ACs per sample on the probe batch, per epoch, every method."""
+    """Firing rate and effective ACs per sample on the probe batch, per epoch, every method
+    (networks that never spike, such as ``ann``, are left out of the figure, not the CSV)."""
+    spiking = frame.groupby(["method", "T"], sort=False).filter(
+        lambda g: (g["firing_rate"] > 0).any())
+    frame = spiking if not spiking.empty else frame
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
     style_of = _styler(frame)

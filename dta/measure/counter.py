@@ -11,14 +11,24 @@
   arithmetic is the neuron update, counted once per neuron per step, not op
   by op).
 
-Counts stay as tensors on the model's device until :meth:`OpCounter.finalize`;
-the only host synchronisation during the forward is the spike-tensor test of
-each synaptic op's input and of each product's factors (it picks the counting
-path). Traffic is computed from shapes alone, and whether an operand is a
-spike tensor or an activation-function output is looked up from the storages
-this pass has already classified (a neuron's output, an input found binary,
-a ReLU's output): no extra synchronisation. Counting is for measurement,
-never for timing: latency is measured without it.
+Counts stay as tensors on the model's device until :meth:`OpCounter.finalize`,
+which moves them to the host in one transfer; the only host synchronisation
+during the forward is the spike-tensor test of each synaptic op's input and
+of each product's factors (it picks the counting path). Traffic is computed
+from shapes alone, and whether an operand is a spike tensor or an
+activation-function output is looked up from the storages this pass has
+already classified (a neuron's output, an input found binary, a ReLU's
+output): no extra synchronisation. Counting is for measurement, never for
+timing: latency is measured without it.
+
+Leaf layers. A convolution, linear or eval-mode BatchNorm module (``torch.nn``
+or spikingjelly's step-mode wrappers, unmodified) is counted from its module
+hooks with the dispatch mode stepped out while it runs: the counts come from
+the same rule code, called with the arguments its single ATen operator
+receives, so the numbers are those of the operator-level path. Which operator
+that is (its name in reports) is learned from the first call of each
+configuration, which goes through the dispatcher and must produce exactly that
+one counted operator; any other configuration keeps the operator-level path.
 
 Time steps. The input is ``[T, B, ...]``. A synaptic op whose input has
 ``T*B`` rows (spikingjelly's multi-step layers flatten ``[T, B]``) is split
@@ -27,6 +37,11 @@ exactly per step from its per-row counts. A model run in single-step mode
 attributed to step k. Any other op (attention on ``[B, T, C]``, T folded into
 channels, ...) is split evenly over the T steps. Per-step counts always sum
 to the total.
+
+Caches (attached to the model, dropped with it): module names and types,
+and per weight (keyed by the tensor, its ``_version`` and its storage, so an
+in-place update, ``load_state_dict`` or a new tensor misses) the fan-out
+vectors and the dense-count constants of each input shape.
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules import module as nn_module
@@ -49,75 +65,97 @@ aten = torch.ops.aten
 
 SPIKE, ACT, REAL = 0, 1, 2  # operand classes: 1-bit spikes, activation outputs, other reals
 
+#: Numeric columns of a count row: ``report.traffic`` without its layer/type/component/op/t.
+ROW_COLUMNS = (*TRAFFIC_FIELDS, "param_words", "synaptic", "conv", "leaky", "spikes",
+               *rules.KINDS, "neuron_updates", "dense_macs")
+FLAG_COLUMNS = ("synaptic", "conv", "leaky")
+_COL = {name: i for i, name in enumerate(ROW_COLUMNS)}
+_IN_COLS = (_COL["in_spike"], _COL["in_act"], _COL["in_real"])  # indexed by SPIKE/ACT/REAL
+_OUT_COLS = (_COL["out_spike"], _COL["out_act"], _COL["out_real"])
+_EL_COLS = [_COL[k] for k in (*rules.KINDS, "w_reads", "b_reads", "in_spike", "in_act",
+                              "in_real", "out_spike", "out_act", "out_real")]
+
+_NEURON_TYPES: dict[type, bool] = {}
+
 
 def is_neuron(module: nn.Module) -> bool:
     """A spiking-neuron layer: any spikingjelly neuron, or a stateful ``*Node`` module."""
-    from spikingjelly.activation_based import base
-    from spikingjelly.activation_based.neuron import BaseNode, SimpleBaseNode
+    cls = type(module)
+    known = _NEURON_TYPES.get(cls)
+    if known is None:
+        from spikingjelly.activation_based import base
+        from spikingjelly.activation_based.neuron import BaseNode, SimpleBaseNode
 
-    if isinstance(module, (BaseNode, SimpleBaseNode)):
-        return True
-    return isinstance(module, base.MemoryModule) and type(module).__name__.endswith("Node")
-
-
-@dataclass(slots=True)
-class _Synaptic:
-    scope: str
-    op: str
-    per_group: torch.Tensor  # [T] effective ops per step (time-major rows) or [1] total
-    binary: bool  # the input is a spike tensor
-    dense: int  # dense MACs (fvcore convention)
-    n_rows: int
-    # traffic (whole call, all samples)
-    in_class: int  # SPIKE / ACT / REAL
-    in_numel: int
-    other_in: tuple  # (class, numel) of an activation operand read instead of weights
-    weight_is_param: bool
-    bias_numel: int  # output elements that read a bias word (0 without bias)
-    out_numel: int
-    param_words: int
-    nnz: torch.Tensor | None  # [groups] nonzero inputs (spike input only)
-    fanout: int  # weights touched per input event
-    fanout_ops: int  # Lemaire et al.'s op fan-out per event
-    kernel_words: int  # C_out * prod(kernel) for a conv, else 0
-
-
-@dataclass(slots=True)
-class _Elementwise:
-    scope: str
-    op: str
-    counts: dict  # kind -> int
-    binary: bool = False  # for products: a factor is a spike tensor (-> select)
-    reads: tuple = (0, 0, 0)  # elements read: spike, act, real
-    w_reads: int = 0
-    b_reads: int = 0
-    writes: tuple = (0, 0, 0)  # elements written: spike, act, real
-    param_words: int = 0
-
-
-@dataclass(slots=True)
-class _Neuron:
-    scope: str
-    per_step_spikes: torch.Tensor  # [steps] spike counts (steps = T, or 1 in single-step mode)
-    numel: int  # elements of the call's input
-    steps: int  # time steps covered by this call
-    state_words: int  # state elements of the layer for one step (all samples)
-    leaky: bool
+        known = issubclass(cls, (BaseNode, SimpleBaseNode)) or (
+            issubclass(cls, base.MemoryModule) and cls.__name__.endswith("Node"))
+        _NEURON_TYPES[cls] = known
+    return known
 
 
 @dataclass
 class CountResult:
-    """Raw counts of one forward, already split per time step and per sample."""
+    """Raw counts of one forward, already split per time step and per sample.
+
+    One row per (op call, time step) -- one row per call for a neuron called on
+    one step -- in call order: ``rows`` maps each of :data:`ROW_COLUMNS` to a
+    ``[R]`` array (per sample; flags as bool), ``row_event`` / ``row_t`` give each
+    row's event (index into ``layer`` / ``op`` / ``kinds``) and step. ``kinds``:
+    the op kinds each event contributes to ``ops`` (none for neurons).
+    ``ops``, ``neurons`` and ``traffic`` give the rows as lists of dicts.
+    """
 
     T: int
     B: int
-    ops: list = field(default_factory=list)  # dicts: layer, op, kind, t, count, dense_macs
-    neurons: list = field(default_factory=list)  # dicts: layer, t, spikes, neurons
-    traffic: list = field(default_factory=list)  # dicts: layer, op, t, kinds, TRAFFIC_FIELDS, ...
+    layer: list = field(default_factory=list)  # per event: module name
+    op: list = field(default_factory=list)  # per event: operator name ("neuron" for neurons)
+    kinds: list = field(default_factory=list)  # per event: op kinds of its ops rows
+    rows: dict = field(default_factory=dict)  # column -> [R]
+    row_event: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    row_t: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     unsupported: dict = field(default_factory=dict)  # "scope: op" -> calls
     folded_bn: list = field(default_factory=list)  # scopes of BatchNorms folded into a conv
     module_types: dict = field(default_factory=dict)  # name -> class name
     single_step: bool = False
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_t)
+
+    def _first_rows(self) -> np.ndarray:
+        first = np.full(len(self.layer), -1, dtype=np.int64)
+        first[self.row_event[::-1]] = np.arange(self.n_rows - 1, -1, -1)
+        return first
+
+    @property
+    def traffic(self) -> list[dict]:
+        """Dicts: layer, op, t, the traffic fields and counts of each row."""
+        cols = {k: v.tolist() for k, v in self.rows.items()}
+        ev, ts = self.row_event.tolist(), self.row_t.tolist()
+        return [{"layer": self.layer[e], "op": self.op[e], "t": t,
+                 **{k: cols[k][i] for k in ROW_COLUMNS}} for i, (e, t) in enumerate(zip(ev, ts))]
+
+    @property
+    def neurons(self) -> list[dict]:
+        """Dicts: layer, t, spikes, neurons of each neuron row."""
+        spikes, nu = self.rows["spikes"].tolist(), self.rows["neuron_updates"].tolist()
+        return [{"layer": self.layer[e], "t": t, "spikes": spikes[i], "neurons": nu[i]}
+                for i, (e, t) in enumerate(zip(self.row_event.tolist(), self.row_t.tolist()))
+                if self.op[e] == "neuron"]
+
+    @property
+    def ops(self) -> list[dict]:
+        """Dicts: layer, op, kind, t, count, dense_macs (one per op kind and step)."""
+        first = self._first_rows().tolist()
+        dense = self.rows["dense_macs"].tolist()
+        out = []
+        for e, kinds in enumerate(self.kinds):
+            for kind in kinds:
+                col = self.rows[kind]
+                for t in range(self.T):
+                    i = first[e] + t
+                    out.append({"layer": self.layer[e], "op": self.op[e], "kind": kind, "t": t,
+                                "count": float(col[i]), "dense_macs": dense[i]})
+        return out
 
 
 def layer_names(model: nn.Module) -> dict[int, str]:
@@ -133,6 +171,126 @@ def _ptr(x: torch.Tensor) -> int:
         return -1
 
 
+# ---------------------------------------------------------------------------------------------
+# Per-model state kept between calls
+
+
+class _ModelState:
+    """What one model's calls share: its module table (rebuilt when the module tree
+    changes) and the weight-dependent constants of its layers."""
+
+    def __init__(self):
+        self.key: tuple | None = None
+        self.names: dict[int, str] = {}
+        self.modules: dict[str, nn.Module] = {}
+        self.neuron_ids: set[int] = set()
+        self.leaky: dict[int, bool] = {}
+        self.module_types: dict[str, str] = {}
+        self.fast: dict[int, tuple] = {}  # id(module) -> fast-path kind and static arguments
+        self.derived: dict = {}  # report-side structures of this module tree (components)
+        self.param_key: tuple | None = None  # (id, numel) of every parameter, in order
+        self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
+        self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
+
+    def refresh(self, model: nn.Module) -> None:
+        named = list(model.named_modules())
+        key = tuple((n, id(m)) for n, m in named)
+        if key == self.key:
+            return
+        self.key = key
+        self.names = {id(m): n or type(m).__name__ for n, m in named}
+        self.modules = {n or type(m).__name__: m for n, m in named}
+        neurons = [m for _, m in named if is_neuron(m)]
+        self.neuron_ids = {id(m) for m in neurons}
+        self.leaky = {id(m): hasattr(m, "tau") for m in neurons}
+        self.module_types = {n or type(m).__name__: type(m).__name__ for n, m in named}
+        # (kind, spatial dims, step-mode wrapper) of layers whose class can be counted from
+        # hooks (whether the instance can is checked at each call)
+        table = _fast_types()
+        self.fast = {id(m): table[type(m)] for _, m in named if type(m) in table}
+        self.derived = {}
+        self.param_key = None
+        self.own_params = {}
+
+
+_STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
+
+
+def model_state(model: nn.Module) -> _ModelState:
+    """The state kept for ``model`` between calls (refreshed if its module tree changed)."""
+    state = _STATES.get(model)
+    if state is None:
+        state = _STATES[model] = _ModelState()
+    state.refresh(model)
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaf layers counted from module hooks
+
+
+def _sj_types(name: str) -> tuple:
+    from spikingjelly.activation_based import layer
+
+    return tuple(getattr(layer, f"{name}{d}") for d in ("1d", "2d", "3d")
+                 if hasattr(layer, f"{name}{d}"))
+
+
+_FAST_TYPES: dict | None = None
+
+
+def _fast_types() -> dict:
+    """Module classes whose forward is exactly one counted ATen operator (exact classes:
+    a subclass may override ``forward``)."""
+    global _FAST_TYPES
+    if _FAST_TYPES is None:
+        from spikingjelly.activation_based import layer
+
+        table = {}
+        for d, cls in enumerate((nn.Conv1d, nn.Conv2d, nn.Conv3d), start=1):
+            table[cls] = ("conv", d, False)
+        for d, cls in enumerate((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), start=1):
+            table[cls] = ("bn", d, False)
+        for cls in _sj_types("Conv"):
+            table[cls] = ("conv", int(cls.__name__[-2]), True)
+        for cls in _sj_types("BatchNorm"):
+            table[cls] = ("bn", int(cls.__name__[-2]), True)
+        table[nn.Linear] = ("linear", 0, False)
+        if hasattr(layer, "Linear"):
+            table[layer.Linear] = ("linear", 0, False)
+        _FAST_TYPES = table
+    return _FAST_TYPES
+
+
+
+#: (kind, class, step mode, input rank, dtype, device type, bias, contiguous, grad, training)
+#: -> the ATen operator the layer runs (``None``: not one counted operator, keep the
+#: operator-level path). Learned per process from the first call of each configuration.
+_RECIPES: dict[tuple, str | None] = {}
+
+# The dispatch-mode stack, through torch's C functions when present (what torch's Python
+# wrappers call for a mode without a dispatch key, at a quarter of the cost).
+if all(hasattr(torch._C, n) for n in ("_pop_torch_dispatch_stack", "_push_on_torch_dispatch_stack",
+                                       "_len_torch_dispatch_stack", "_get_dispatch_stack_at")):
+    def _top_mode():
+        n = torch._C._len_torch_dispatch_stack()
+        return torch._C._get_dispatch_stack_at(n - 1) if n else None
+
+    def _pop_mode():
+        return torch._C._pop_torch_dispatch_stack(None)
+
+    _push_mode = torch._C._push_on_torch_dispatch_stack
+else:  # pragma: no cover - older torch
+    _top_mode = python_dispatch._get_current_dispatch_mode
+    _pop_mode = python_dispatch._pop_mode
+    _push_mode = python_dispatch._push_mode
+_ZEROS = {1: (0,), 2: (0, 0), 3: (0, 0, 0)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The counter
+
+
 class OpCounter(TorchDispatchMode):
     """Count one forward of ``model`` on a ``[T, B, ...]`` input.
 
@@ -146,35 +304,53 @@ class OpCounter(TorchDispatchMode):
     ``fold_bn=True`` (the default) treats a BatchNorm whose input is the
     output of a convolution / linear layer as folded into it at inference
     (zero cost); unfolded BatchNorm costs one MAC per element.
+    ``fanout_cache``: a dict for the weight-dependent constants (default: the
+    one kept with the model between calls).
     """
 
     def __init__(self, model: nn.Module, *, T: int, B: int, fold_bn: bool = True,
-                 fanout_cache: dict | None = None):
+                 fanout_cache: dict | None = None, state: _ModelState | None = None):
         super().__init__()
         self.model = model
         self.T, self.B = int(T), int(B)
         self.fold_bn = fold_bn
-        self.names = layer_names(model)
-        neurons = [m for m in model.modules() if is_neuron(m)]
-        self.neuron_ids = {id(m) for m in neurons}
-        self._leaky = {id(m): hasattr(m, "tau") for m in neurons}
-        self._fanout = {} if fanout_cache is None else fanout_cache
+        self.state = state if state is not None else model_state(model)
+        self.names = self.state.names
+        self._fast = self.state.fast
+        self.neuron_ids = self.state.neuron_ids
+        self._leaky = self.state.leaky
+        self._fanout = self.state.weights if fanout_cache is None else fanout_cache
         self._reset()
 
     # -- state -----------------------------------------------------------------------------------
     def _reset(self) -> None:
         self._stack: list[str] = []
-        self._opaque = 0  # depth inside neuron modules
-        self._suspended = False  # this mode is popped while a neuron runs
+        self._opaque = 0  # depth inside neuron modules and leaf layers counted from hooks
+        self._suspended = False  # this mode is popped while a neuron or such a layer runs
+        self._frames: list = []  # per open fast/learning module call
         self._synaptic_storage: dict[int, bool] = {}  # output storage -> the op had a bias
         # storage pointer -> (weak reference to the storage, SPIKE or ACT): operands already
         # classified in this pass. A dead reference means the address was reused: unclassified.
         self._classes: dict[int, tuple] = {}
-        self._param_ptrs: set[int] = set()
-        self.events: list = []
+        self._param_ptrs: dict[int, torch.Tensor] = {}
+        self._seq = 0
+        # events, in call order (seq): synaptic, element-wise and neuron records
+        self._syn: list[tuple] = []
+        self._syn_t: list[tuple] = []  # (per-group ops tensor, nnz tensor or None)
+        self._el: list[tuple] = []
+        self._neu: list[tuple] = []
+        self._neu_t: list = []  # spike counts per step; None while pending
+        # The last neuron output whose spikes are not counted yet: (storage pointer, tensor,
+        # index into _neu_t, steps). A convolution that reads it counts them for free.
+        self._pending: tuple | None = None
         self.unsupported: Counter = Counter()
         self.folded: list[str] = []
         self._hooks: list = []
+
+    @property
+    def events(self) -> int:
+        """Number of recorded events (counted ops and neuron calls)."""
+        return self._seq
 
     def _mark(self, x: torch.Tensor, cls: int) -> None:
         try:
@@ -194,16 +370,69 @@ class OpCounter(TorchDispatchMode):
         return REAL
 
     # -- module scopes ---------------------------------------------------------------------------
+    def _step_out(self) -> None:
+        # Step out of the dispatch mode while an opaque module runs, so its internal ops pay no
+        # interception cost (a neuron's are its update; a leaf layer's are counted from hooks).
+        if self._opaque == 1 and _top_mode() is self:
+            _pop_mode()
+            self._suspended = True
+
     def _pre_hook(self, module, args):
         key = id(module)
-        self._stack.append(self.names.get(key) or type(module).__name__)
+        name = self.names.get(key)
+        self._stack.append(name if name is not None else type(module).__name__)
         if key in self.neuron_ids:
             self._opaque += 1
-            # Neurons are opaque: step out of the dispatch mode while they run, so their
-            # internal ops pay no interception cost (they are counted as neuron updates).
-            if self._opaque == 1 and python_dispatch._get_current_dispatch_mode() is self:
-                python_dispatch._pop_mode()
-                self._suspended = True
+            self._step_out()
+            if self._pending is not None:
+                self._settle()
+        elif not self._opaque:
+            spec = self._fast.get(key)
+            if spec is not None and args and isinstance(args[0], torch.Tensor):
+                self._enter_layer(module, key, spec, args[0])
+
+    def _enter_layer(self, module, key: int, spec: tuple, x: torch.Tensor) -> None:
+        """A leaf layer starts: count it from its hooks if its configuration is known to run
+        one counted operator, learn the configuration if it is new."""
+        kind, d, wrapper = spec
+        state = module.__dict__
+        # An instance that replaced forward or has hooks of its own keeps the operator path
+        # (a pre-hook may change the input or compute the weight, and ops of its own).
+        if "forward" in state or module._forward_pre_hooks or module._forward_hooks:
+            return
+        if kind == "conv" and (state["padding_mode"] != "zeros"
+                               or isinstance(state["padding"], str)):
+            return
+        mode = getattr(module, "step_mode", "s") if wrapper else "s"
+        rank = x.dim()
+        training = state["training"]
+        if kind == "linear":
+            if rank < 2 or x.shape[-1] != state["in_features"]:
+                return
+        elif rank != (d + 3 if mode == "m" else d + 2):
+            return
+        elif kind == "bn" and (training or module._buffers.get("running_mean") is None):
+            return
+        recipe = (kind, type(module), mode, rank, x.dtype, x.device.type,
+                  module._parameters.get("bias") is not None, x.is_contiguous(),
+                  torch.is_grad_enabled(), training)
+        name = _RECIPES.get(recipe, "")
+        if name:  # known single operator: count from the hooks
+            self._opaque += 1
+            self._step_out()
+            if self._pending is not None and not (kind == "conv"
+                                                  and _ptr(x) == self._pending[0]):
+                self._settle()  # a convolution reading it counts the spikes
+            pre = None
+            if kind == "conv":  # read the input now, while it is still in the cache
+                xa = x.flatten(0, 1) if mode == "m" else x
+                binary = rules.is_binary(xa, head=self._class_of(xa) != SPIKE)
+                groups = self._groups(xa.shape[0])
+                pre = (binary, groups, rules.active_counts(xa, groups, binary))
+            self._frames.append((key, "fast", spec, name, mode, pre))
+        elif name == "":  # first call of this configuration: learn it
+            self._frames.append((key, "learn", spec, recipe, self._seq,
+                                 sum(self.unsupported.values())))
 
     def _post_hook(self, module, args, output):
         key = id(module)
@@ -211,13 +440,25 @@ class OpCounter(TorchDispatchMode):
         if key in self.neuron_ids:
             self._opaque = max(0, self._opaque - 1)
             if self._opaque == 0:
-                self._resume()
-            if self._opaque == 0 and isinstance(output, torch.Tensor) and args:
-                self._opaque += 1  # our own bookkeeping ops must not be counted
-                try:
+                if isinstance(output, torch.Tensor) and args:
                     self._record_neuron(module, name, output)
+                self._resume()
+        elif self._frames and self._frames[-1][0] == key:
+            frame = self._frames.pop()
+            if frame[1] == "fast":
+                self._opaque = max(0, self._opaque - 1)
+                try:
+                    if self._opaque == 0 and isinstance(output, torch.Tensor):
+                        if torch.is_grad_enabled():
+                            with torch.no_grad():
+                                self._count_layer(frame, module, name, args[0], output)
+                        else:
+                            self._count_layer(frame, module, name, args[0], output)
                 finally:
-                    self._opaque -= 1
+                    if self._opaque == 0:
+                        self._resume()
+            else:
+                self._learn(frame, module, args[0], output)
 
     def _record_neuron(self, module, name: str, out: torch.Tensor) -> None:
         numel = out.numel()
@@ -226,27 +467,121 @@ class OpCounter(TorchDispatchMode):
         # Multi-step call on [T, ...]: one spike count per step; single-step call: one.
         steps = self.T if (out.dim() >= 2 and out.shape[0] == self.T and numel % self.T == 0
                            and out.shape[1] == self.B) else 1
-        with torch.no_grad():
-            # Spikes = sum of |s|: the count for {0, 1} spikes, unit events for integer
-            # (multi-spike) neurons, both signs for ternary ones. One fused pass.
-            spikes = torch.linalg.vector_norm(out.detach().reshape(steps, -1).float(), ord=1,
-                                              dim=1).to(torch.float64)
         # State words of one step: every tensor memory (v for LIF; more for adaptive neurons),
         # one per neuron when the memories are not tensors yet.
         memories = getattr(module, "_memories", None) or {}
         state = sum(v.numel() for v in memories.values() if isinstance(v, torch.Tensor))
-        self.events.append(_Neuron(name, spikes, numel, steps, state or numel // steps,
-                                   self._leaky.get(id(module), False)))
+        self._neu.append((self._seq, name, numel, steps, state or numel // steps,
+                          self._leaky.get(id(module), False)))
+        self._neu_t.append(None)
+        self._pending = (_ptr(out), out, len(self._neu_t) - 1, steps)
+        self._seq += 1
         self._mark(out, SPIKE)
+
+    def _settle(self) -> None:
+        """Count the pending neuron output's spikes (before anything can write to it)."""
+        _, out, index, steps = self._pending
+        self._pending = None
+        self._opaque += 1  # our own ops are not counted
+        try:
+            with torch.no_grad():
+                # Spikes = sum of |s|: the count for {0, 1} spikes, unit events for integer
+                # (multi-spike) neurons, both signs for ternary ones.
+                self._neu_t[index] = out.detach().reshape(steps, -1).float().abs().sum(1)
+        finally:
+            self._opaque -= 1
+
+    def _resolve(self, x: torch.Tensor, binary: bool, groups: int, nnz) -> None:
+        """A synaptic op read ``x``: if it is the pending neuron output, element for element,
+        and holds {0, 1} spikes, its nonzeros per step are the spikes per step."""
+        ptr, out, index, steps = self._pending
+        if ptr == _ptr(x):
+            if (binary and groups == steps and x.numel() == out.numel()
+                    and x.storage_offset() == out.storage_offset()
+                    and x.is_contiguous() and out.is_contiguous()):
+                self._pending = None
+                self._neu_t[index] = nnz
+            else:
+                self._settle()
 
     @property
     def scope(self) -> str:
         return self._stack[-1] if self._stack else ""
 
+    # -- leaf layers counted from hooks ----------------------------------------------------------
+    @staticmethod
+    def _flatten(x: torch.Tensor, kind: str, mode: str, d: int) -> torch.Tensor:
+        if kind == "linear":
+            return x if x.dim() == 2 else x.flatten(0, -2)
+        return x.flatten(0, 1) if mode == "m" else x
+
+    def _count_layer(self, frame: tuple, module, scope: str, x, out) -> None:
+        """Count a leaf layer with the arguments its ATen operator receives."""
+        _, _, (kind, d, _), op_name, mode, pre = frame
+        params = module._parameters
+        if kind == "conv":
+            if mode == "m":
+                x, out = x.flatten(0, 1), out.flatten(0, 1)
+            self._conv(scope, op_name, (x, params["weight"], params.get("bias"), module.stride,
+                                        module.padding, module.dilation, False,
+                                        _ZEROS[d], module.groups), out, pre)
+        elif kind == "bn":
+            if mode == "m":
+                x, out = x.flatten(0, 1), out.flatten(0, 1)
+            self._batch_norm(scope, op_name, (x, params.get("weight"), params.get("bias")), out)
+        else:
+            if x.dim() != 2:
+                x = x.flatten(0, -2)
+            out = out.reshape(-1, out.shape[-1])
+            w, bias = params["weight"], params.get("bias")
+            if bias is not None:
+                self._matmul(scope, op_name, aten.addmm, (bias, x, w.t()), {}, out)
+            else:
+                self._matmul(scope, op_name, aten.mm, (x, w.t()), {}, out)
+
+    def _learn(self, frame, module, x, out) -> None:
+        """After a layer's first call through the dispatcher: if it produced exactly one
+        counted operator of the expected rule, on the tensor the hook path reconstructs,
+        later calls of this configuration are counted from the hooks."""
+        _, _, spec, recipe, seq0, unsupported0 = frame
+        kind, d, wrapper = spec
+        if not isinstance(out, torch.Tensor):  # the forward raised: learn nothing
+            return
+        name = None
+        try:
+            mode = recipe[2]
+            if self._seq == seq0 + 1 and sum(self.unsupported.values()) == unsupported0:
+                xa = self._flatten(x, kind, mode, d)
+                if kind in ("conv", "linear") and self._syn and self._syn[-1][0] == seq0:
+                    e = self._syn[-1]
+                    n_out = out.numel()
+                    rows = xa.shape[0]
+                    ops = ("convolution", "_convolution") if kind == "conv" else (
+                        ("addmm",) if module.bias is not None else ("mm",))
+                    if e[2] in ops and e[4] == rows and e[7] == xa.numel() and e[12] == n_out \
+                            and e[10]:
+                        name = e[2]
+                elif kind == "bn" and self._el and self._el[-1][0] == seq0:
+                    e = self._el[-1]
+                    if getattr(aten, e[2], None) in rules.BATCH_NORM_OPS:
+                        name = e[2]
+        finally:
+            _RECIPES[recipe] = name
+
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self):
         self._reset()
-        self._param_ptrs = {_ptr(p) for p in self.model.parameters()}
+        self._param_ptrs = {}
+        key = []
+        for m in self.state.modules.values():
+            for p in m._parameters.values():
+                if p is not None:
+                    self._param_ptrs[_ptr(p)] = p
+                    key.append((id(p), p.numel()))
+        key = tuple(key)
+        if key != self.state.param_key:  # parameters replaced or resized: recount
+            self.state.param_key = key
+            self.state.own_params = {}
         self._hooks = [
             nn_module.register_module_forward_pre_hook(self._pre_hook),
             nn_module.register_module_forward_hook(self._post_hook, always_call=True),
@@ -255,11 +590,13 @@ class OpCounter(TorchDispatchMode):
 
     def _resume(self) -> None:
         if self._suspended:
-            python_dispatch._push_mode(self)
+            _push_mode(self)
             self._suspended = False
 
     def __exit__(self, exc_type, exc, tb):
         self._resume()  # a neuron that raised never ran its post-hook
+        if self._pending is not None:
+            self._settle()
         try:
             return super().__exit__(exc_type, exc, tb)
         finally:
@@ -267,13 +604,20 @@ class OpCounter(TorchDispatchMode):
                 handle.remove()
             self._hooks = []
             self._stack = []
+            self._frames = []
             self._opaque = 0
             self._classes = {}
 
     # -- dispatch --------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        if self._pending is not None and not self._opaque:
+            packet = func.overloadpacket
+            # Count the pending spikes before an op that could write to them, unless it only
+            # re-views them or is a convolution reading them (it counts them).
+            if packet not in rules.VIEW_OPS and not (
+                    packet in rules.CONV_OPS and args and _ptr(args[0]) == self._pending[0]):
+                self._settle()
+        out = func(*args, **kwargs) if kwargs else func(*args)
         if self._opaque:
             return out
         packet = func.overloadpacket
@@ -281,9 +625,9 @@ class OpCounter(TorchDispatchMode):
             return out
         if torch.is_grad_enabled():
             with torch.no_grad():
-                self._count(func, packet, args, kwargs, out)
+                self._count(func, packet, args, kwargs or {}, out)
         else:
-            self._count(func, packet, args, kwargs, out)
+            self._count(func, packet, args, kwargs or {}, out)
         return out
 
     def _count(self, func, packet, args, kwargs, out) -> None:
@@ -294,19 +638,7 @@ class OpCounter(TorchDispatchMode):
         elif packet in rules.MATMUL_OPS:
             self._matmul(scope, name, packet, args, kwargs, out)
         elif packet in rules.BATCH_NORM_OPS:
-            x = args[0]
-            had_bias = self._synaptic_storage.get(_ptr(x)) if self.fold_bn else None
-            if had_bias is not None and name.endswith(
-                    ("batch_norm", "no_training", "legit", "functional")):
-                self.folded.append(scope)
-                # Folded: the shift becomes the conv's bias, read once per output element.
-                self.events.append(_Elementwise(scope, name, {}, b_reads=0 if had_bias
-                                                else x.numel(), param_words=2 * x.shape[1]))
-            else:
-                n = x.numel()
-                params = sum(a.numel() for a in args[1:3] if isinstance(a, torch.Tensor))
-                self._element(scope, name, {"mac": n}, args[:1], out, w_reads=2 * n,
-                              param_words=params)
+            self._batch_norm(scope, name, args, out)
         elif packet in rules.ADD_OPS:
             self._element(scope, name, {"ac": rules.out_numel(out)}, args, out)
         elif packet in rules.MUL_OPS:
@@ -342,6 +674,22 @@ class OpCounter(TorchDispatchMode):
         else:
             self.unsupported[f"{scope}: {func}"] += 1
 
+    def _batch_norm(self, scope: str, name: str, args, out) -> None:
+        x = args[0]
+        had_bias = self._synaptic_storage.get(_ptr(x)) if self.fold_bn else None
+        if had_bias is not None and name.endswith(
+                ("batch_norm", "no_training", "legit", "functional")):
+            self.folded.append(scope)
+            # Folded: the shift becomes the conv's bias, read once per output element.
+            self._el.append((self._seq, scope, name, {}, False, (0, 0, 0), 0,
+                             0 if had_bias else x.numel(), (0, 0, 0), 2 * x.shape[1]))
+            self._seq += 1
+        else:
+            n = x.numel()
+            params = sum(a.numel() for a in args[1:3] if isinstance(a, torch.Tensor))
+            self._element(scope, name, {"mac": n}, args[:1], out, w_reads=2 * n,
+                          param_words=params)
+
     def _element(self, scope: str, name: str, counts: dict, operands, out, *, w_reads: int = 0,
                  param_words: int = 0, out_class: int | None = None, binary: bool = False,
                  classes: dict | None = None) -> None:
@@ -367,8 +715,9 @@ class OpCounter(TorchDispatchMode):
                 self._mark(y, out_class)
             elif self._classes:  # an in-place op may have overwritten a classified storage
                 self._classes.pop(_ptr(y), None)
-        self.events.append(_Elementwise(scope, name, counts, binary, tuple(reads), w_reads, 0,
-                                        tuple(writes), param_words))
+        self._el.append((self._seq, scope, name, counts, binary, tuple(reads), w_reads, 0,
+                         tuple(writes), param_words))
+        self._seq += 1
 
     def _mul(self, scope: str, name: str, args, out) -> None:
         factors = [(i, t) for i, t in enumerate(args[:2])
@@ -396,33 +745,59 @@ class OpCounter(TorchDispatchMode):
             return SPIKE
         return self._class_of(x)
 
-    def _conv(self, scope: str, name: str, args, out) -> None:
+    def _weight_entry(self, key: tuple, w: torch.Tensor, make):
+        """Weight-dependent constants under ``key``, recomputed when the weight tensor, its
+        storage or its version changed."""
+        entry = self._fanout.get(key)
+        ptr = _ptr(w)
+        if entry is not None and entry[0]() is w and entry[1] == w._version and entry[2] == ptr:
+            return entry[3]
+        value = make()
+        if len(self._fanout) > 4096:  # weights rebuilt every forward: drop the dead ones
+            for k in [k for k, v in self._fanout.items() if v[0]() is None]:
+                del self._fanout[k]
+        self._fanout[key] = (weakref.ref(w), w._version, ptr, value)
+        return value
+
+    def _conv(self, scope: str, name: str, args, out, pre: tuple | None = None) -> None:
         x, w, bias = args[0], args[1], args[2]
         stride, padding, dilation, transposed, output_padding, groups = args[3:9]
-        key = (id(w), w._version, tuple(x.shape[1:]), tuple(stride), tuple(padding),
-               tuple(dilation), bool(transposed), tuple(output_padding), int(groups))
-        fan = self._fanout.get(key)
-        if fan is None:
+        x_shape = tuple(x.shape)
+        key = ("conv", id(w), x_shape, tuple(stride), tuple(padding), tuple(dilation),
+               bool(transposed), tuple(output_padding), int(groups))
+
+        def make():
             fan = rules.conv_fanout(x.shape, w, stride, padding, dilation, transposed,
                                     output_padding, groups).reshape(-1)
-            self._fanout[key] = fan
-        n = x.shape[0]
-        binary = rules.is_binary(x)
-        active = rules.active_counts(x, self._groups(n), binary)
+            dense = rules.conv_dense_macs(x_shape, w, tuple(out.shape), transposed)
+            kernel = math.prod(w.shape[2:])
+            c_out = w.shape[1] * groups if transposed else w.shape[0]
+            per_event = c_out // groups
+            ops_factor = math.prod(-(-k // s) for k, s in zip(w.shape[2:], stride))
+            return fan, dense, per_event * kernel, per_event * ops_factor, c_out * kernel
+
+        fan, dense, fanout, fanout_ops, kernel_words = self._weight_entry(key, w, make)
+        n = x_shape[0]
+        if pre is None:
+            binary = rules.is_binary(x)
+            groups = self._groups(n)
+            active = rules.active_counts(x, groups, binary)
+        else:  # measured by the layer's pre-hook
+            binary, groups, active = pre
         per_group = active @ fan
-        dense = rules.conv_dense_macs(tuple(x.shape), w, tuple(out.shape), transposed)
-        kernel = math.prod(w.shape[2:])
-        c_out = w.shape[1] * groups if transposed else w.shape[0]
-        per_event = c_out // groups
-        ops_factor = math.prod(-(-k // s) for k, s in zip(w.shape[2:], stride))
+        nnz = active.sum(1) if binary else None
+        if self._pending is not None:
+            self._resolve(x, binary, groups, nnz)
         has_bias = isinstance(bias, torch.Tensor)
-        self.events.append(_Synaptic(
-            scope, name, per_group, binary, dense, n,
-            self._input_class(x, binary), x.numel(), (REAL, 0), True,
-            out.numel() if has_bias else 0, out.numel(),
+        n_out = out.numel()
+        self._syn.append((
+            self._seq, scope, name, binary, n, dense,
+            self._input_class(x, binary), x.numel(), REAL, 0, True,
+            n_out if has_bias else 0, n_out,
             w.numel() + (bias.numel() if has_bias else 0),
-            active.sum(1) if binary else None, per_event * kernel, per_event * ops_factor,
-            0 if binary else c_out * kernel * n))
+            fanout, fanout_ops, 0 if binary else kernel_words * n))
+        self._syn_t.append((per_group, nnz))
+        self._seq += 1
         self._synaptic_storage[_ptr(out)] = has_bias
 
     def _matmul(self, scope: str, name: str, packet, args, kwargs, out) -> None:
@@ -431,18 +806,35 @@ class OpCounter(TorchDispatchMode):
             bias, a, b = args[0], args[1], args[2]
         else:
             a, b = args[0], args[1]
-        a_bin, b_bin = rules.is_binary(a), rules.is_binary(b)
+        a_bin = rules.is_binary(a)
+        param = self._param_ptrs.get(_ptr(b))
+        if param is not None:  # a weight: its spike test and fan-out are cached
+            key = ("matmul", id(param), tuple(b.shape), tuple(b.stride()), b.storage_offset())
+
+            def make():
+                b_bin = rules.is_binary(b)
+                b_nz = rules.nonzero(b, b_bin)
+                fan = (b_nz.sum(1, dtype=torch.float64) if b.dim() == 2
+                       else b_nz.sum(2, dtype=torch.float64))
+                return b_bin, b_nz, fan
+
+            b_bin, b_nz, fan = self._weight_entry(key, param, make)
+        else:
+            b_bin = rules.is_binary(b)
+            b_nz = rules.nonzero(b, b_bin)
+            fan = None
         binary = a_bin or b_bin
-        b_nz = rules.nonzero(b, b_bin)
         if a.dim() == 2:  # [N, K] @ [K, M]
-            fan = b_nz.sum(1, dtype=torch.float64)  # [K]
+            if fan is None:
+                fan = b_nz.sum(1, dtype=torch.float64)  # [K]
             n = a.shape[0]
             active = rules.active_counts(a, self._groups(n), a_bin)
             per_group = active @ fan
             nnz = active.sum(1) if a_bin else None
             dense = a.shape[0] * a.shape[1] * b.shape[1]
         else:  # [G, N, K] @ [G, K, M]: rows are the G batch entries
-            fan = b_nz.sum(2, dtype=torch.float64)  # [G, K]
+            if fan is None:
+                fan = b_nz.sum(2, dtype=torch.float64)  # [G, K]
             n = a.shape[0]
             a_nz = rules.nonzero(a, a_bin)
             per_row = (a_nz.sum(1).to(torch.float64) * fan).sum(1)  # [G]
@@ -450,133 +842,218 @@ class OpCounter(TorchDispatchMode):
             nnz = (a_nz.reshape(self._groups(n), -1).sum(1).to(torch.float64) if a_bin
                    else None)
             dense = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
-        weight_is_param = _ptr(b) in self._param_ptrs
+        weight_is_param = param is not None
         other_in = (REAL, 0) if weight_is_param else (self._input_class(b, b_bin), b.numel())
         has_bias = isinstance(bias, torch.Tensor)
-        self.events.append(_Synaptic(
-            scope, name, per_group, binary, dense, n,
-            self._input_class(a, a_bin), a.numel(), other_in, weight_is_param,
-            out.numel() if has_bias else 0, out.numel(),
+        n_out = out.numel()
+        self._syn.append((
+            self._seq, scope, name, binary, n, dense,
+            self._input_class(a, a_bin), a.numel(), other_in[0], other_in[1], weight_is_param,
+            n_out if has_bias else 0, n_out,
             (b.numel() if weight_is_param else 0) + (bias.numel() if has_bias else 0),
-            nnz, b.shape[-1], b.shape[-1], 0))
+            b.shape[-1], b.shape[-1], 0))
+        self._syn_t.append((per_group, nnz))
+        self._seq += 1
         self._synaptic_storage[_ptr(out)] = has_bias
 
     # -- results ---------------------------------------------------------------------------------
     def finalize(self) -> CountResult:
-        """Move counts to the host and split them per time step and per sample."""
+        """Move counts to the host (one transfer) and split them per time step and per sample."""
         T, B = self.T, self.B
-        neuron_events = [e for e in self.events if isinstance(e, _Neuron)]
+        E = self._seq
+        if self._pending is not None:
+            self._settle()
         # Single-step mode: neurons were called once per step on [B, ...] inputs.
-        calls = Counter(e.scope for e in neuron_events)
-        single_step = bool(neuron_events) and all(e.steps == 1 for e in neuron_events) and all(
+        calls = Counter(e[1] for e in self._neu)
+        single_step = bool(self._neu) and all(e[3] == 1 for e in self._neu) and all(
             c == T for c in calls.values()) and T > 1
-        occurrence: dict = defaultdict(int)
 
-        result = CountResult(T=T, B=B, single_step=single_step)
-        result.module_types = {self.names[id(m)]: type(m).__name__ for m in self.model.modules()}
-        result.unsupported = dict(self.unsupported)
-        result.folded_bn = sorted(set(self.folded))
-        own_params = {self.names[id(m)]: sum(p.numel() for p in m.parameters(recurse=False))
-                      for m in self.model.modules()}
+        # One host transfer for every per-step tensor of the pass.
+        tensors = [t for pair in self._syn_t for t in pair if t is not None] + self._neu_t
+        if tensors:  # all 1-d; float32 spike counts are promoted
+            flat = torch.cat(tensors).to(torch.float64).cpu().numpy()
+        else:
+            flat = np.zeros(0)
+        offset = 0
 
-        def steps_of(key, n_rows):
-            """Which step an N==B call belongs to in single-step mode, else None."""
-            if single_step and n_rows in (B, None):
-                k = occurrence[key]
+        def take(t):
+            nonlocal offset
+            n = t.numel()
+            offset += n
+            return flat[offset - n:offset]
+
+        layer = [""] * E
+        op = [""] * E
+        kinds: list = [()] * E
+        # t of each event in single-step mode (its k-th call is step k), -1 elsewhere
+        t_single = np.full(E, -1, dtype=np.int64)
+        if single_step:
+            occurrence: dict = defaultdict(int)
+            for seq, scope, name, n_rows in sorted(
+                    [(e[0], e[1], e[2], e[4]) for e in self._syn]
+                    + [(e[0], e[1], e[2], None) for e in self._el]
+                    + [(e[0], e[1], None, -1) for e in self._neu]):
+                if n_rows == -1:
+                    key = ("neuron", scope)
+                elif n_rows is None or n_rows == B:  # a call on one step's [B, ...]
+                    key = (scope, name)
+                else:
+                    continue
+                t_single[seq] = occurrence[key] % T
                 occurrence[key] += 1
-                return k % T
-            return None
 
-        def spread(total, t_single):
-            """Per-step shares of a whole-call quantity: even, or all at one step."""
-            if t_single is None:
-                return [total / T] * T
-            return [float(total) if s == t_single else 0.0 for s in range(T)]
+        M = np.zeros((E, T, len(ROW_COLUMNS)))
+        mask = np.ones((E, T), dtype=bool)
+        own = self._own_params()
 
-        zero = dict.fromkeys(TRAFFIC_FIELDS, 0.0)
+        if self._syn:
+            self._fill_synaptic(M, layer, op, kinds, t_single, take, own)
+        if self._el:
+            self._fill_elementwise(M, layer, op, kinds, t_single, own)
+        if self._neu:
+            self._fill_neurons(M, mask, layer, op, t_single, take)
 
-        def traffic_row(scope, op, t, **values):
-            row = {"layer": scope, "op": op, "t": t, **zero, "param_words": 0.0,
-                   "synaptic": False, "conv": False, "leaky": False, "spikes": 0.0,
-                   "ac": 0.0, "mac": 0.0, "other": 0.0, "select": 0.0, "neuron_updates": 0.0,
-                   "dense_macs": 0.0}
-            row.update(values)
-            result.traffic.append(row)
+        flat_mask = mask.reshape(-1)
+        data = M.reshape(E * T, len(ROW_COLUMNS))[flat_mask]
+        rows = {name: data[:, i] for i, name in enumerate(ROW_COLUMNS)}
+        for name in FLAG_COLUMNS:
+            rows[name] = rows[name] != 0
+        row_event = np.repeat(np.arange(E), T)[flat_mask]
+        row_t = np.tile(np.arange(T), E)[flat_mask]
+        return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
+                           row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
+                           folded_bn=sorted(set(self.folded)),
+                           module_types=dict(self.state.module_types), single_step=single_step)
 
-        for e in self.events:
-            if isinstance(e, _Neuron):
-                spikes = e.per_step_spikes.cpu().tolist()
-                if e.steps == T:
-                    per_step = [(t, s) for t, s in enumerate(spikes)]
-                    neurons = e.numel // T
-                else:
-                    t = steps_of(("neuron", e.scope), None)
-                    per_step = [(t if t is not None else 0, spikes[0])]
-                    neurons = e.numel
-                for t, s in per_step:
-                    result.neurons.append({"layer": e.scope, "t": t, "spikes": s / B,
-                                           "neurons": neurons / B})
-                    traffic_row(e.scope, "neuron", t, neuron_updates=neurons / B,
-                                spikes=s / B, s_reads=e.state_words / B,
-                                s_writes=e.state_words / B, in_real=neurons / B,
-                                out_spike=neurons / B, leaky=e.leaky)
-            elif isinstance(e, _Synaptic):
-                kind = "ac" if e.binary else "mac"
-                groups = e.per_group.cpu().tolist()
-                nnz = e.nnz.cpu().tolist() if e.nnz is not None else None
-                if len(groups) == T and T > 1 or e.n_rows == T * B:
-                    per_step = groups if len(groups) == T else [groups[0] / T] * T
-                    if nnz is not None:
-                        nnz = nnz if len(nnz) == T else [nnz[0] / T] * T
-                    t_single = None
-                else:
-                    t_single = steps_of((e.scope, e.op), e.n_rows)
-                    per_step = spread(float(sum(groups)), t_single)
-                    if nnz is not None:
-                        nnz = spread(float(sum(nnz)), t_single)
-                dense_step = spread(e.dense, t_single)
-                in_step = spread(e.in_numel, t_single)
-                other_step = spread(e.other_in[1], t_single)
-                bias_step = spread(e.bias_numel, t_single)
-                out_step = spread(e.out_numel, t_single)
-                kernel_step = spread(e.kernel_words, t_single)
-                capacity = own_params.get(e.scope) or e.param_words
-                for t in range(T):
-                    result.ops.append({"layer": e.scope, "op": e.op, "kind": kind, "t": t,
-                                       "count": per_step[t] / B, "dense_macs": dense_step[t] / B})
-                    reads = [0.0, 0.0, 0.0]
-                    reads[e.in_class] += in_step[t] / B
-                    reads[e.other_in[0]] += other_step[t] / B
-                    events = nnz[t] / B if nnz is not None else 0.0
-                    traffic_row(
-                        e.scope, e.op, t, synaptic=e.weight_is_param, conv=e.op in ("convolution",
-                                                                         "_convolution"),
-                        **{kind: per_step[t] / B}, dense_macs=dense_step[t] / B,
-                        w_reads=per_step[t] / B if e.weight_is_param else 0.0,
-                        b_reads=bias_step[t] / B, in_spike=reads[SPIKE], in_act=reads[ACT],
-                        in_real=reads[REAL], out_real=out_step[t] / B, nnz_in=events,
-                        ev_mem=events * e.fanout, ev_ops=events * e.fanout_ops,
-                        kernel_words=kernel_step[t] / B, param_words=float(capacity))
+    def _own_params(self) -> dict[str, int]:
+        """Parameter elements each layer owns (not counting its children)."""
+        own = self.state.own_params  # valid while the parameters are (checked on entry)
+        modules = self.state.modules
+        for s in {e[1] for e in self._syn} | {e[1] for e in self._el}:
+            if s not in own:
+                m = modules.get(s)
+                params = {} if m is None else {
+                    id(p): p for p in m._parameters.values() if p is not None}
+                own[s] = sum(p.numel() for p in params.values())
+        return own
+
+    def _spread(self, whole: np.ndarray, t_single: np.ndarray) -> np.ndarray:
+        """``[E, k]`` whole-call values -> ``[E, T, k]`` per step: even (value / T), or all
+        at the event's step in single-step mode."""
+        T = self.T
+        out = np.repeat((whole / T)[:, None, :], T, axis=1)
+        single = np.nonzero(t_single >= 0)[0]
+        if len(single):
+            out[single] = 0.0
+            out[single, t_single[single]] = whole[single]
+        return out
+
+    def _fill_synaptic(self, M, layer, op, kinds, t_single_all, take, own) -> None:
+        T, B = self.T, self.B
+        syn = self._syn
+        seq = np.array([e[0] for e in syn], dtype=np.int64)
+        for e in syn:
+            layer[e[0]], op[e[0]] = e[1], e[2]
+            kinds[e[0]] = ("ac",) if e[3] else ("mac",)
+        # dense, in_numel, other_numel, bias_numel, out_numel, kernel_words
+        whole = np.array([(e[5], e[7], e[9], e[11], e[12], e[16]) for e in syn],
+                         dtype=np.float64)
+        n_rows = np.array([e[4] for e in syn], dtype=np.int64)
+        exact = n_rows == T * B  # time-major rows: counts split exactly per step
+        ts = np.where(exact, -1, t_single_all[seq])
+        spread = self._spread(whole, ts) / B  # [E, T, 6]
+        counts = np.zeros((len(syn), T))
+        nnz = np.zeros((len(syn), T))
+        for i, (pg, nz) in enumerate(self._syn_t):
+            groups = take(pg)
+            z = take(nz) if nz is not None else None
+            if exact[i]:
+                counts[i] = groups
+                if z is not None:
+                    nnz[i] = z
             else:
-                counts = dict(e.counts)
-                if e.binary:
-                    counts = {"select": sum(counts.values())}
-                t_single = steps_of((e.scope, e.op), None) if single_step else None
-                for kind, total in counts.items():
-                    if total == 0:
-                        continue
-                    for t, value in enumerate(spread(total, t_single)):
-                        result.ops.append({"layer": e.scope, "op": e.op, "kind": kind, "t": t,
-                                           "count": value / B, "dense_macs": 0.0})
-                shares = {k: spread(v, t_single) for k, v in counts.items() if v}
-                traffic = {"w_reads": e.w_reads, "b_reads": e.b_reads,
-                           "in_spike": e.reads[SPIKE], "in_act": e.reads[ACT],
-                           "in_real": e.reads[REAL], "out_spike": e.writes[SPIKE],
-                           "out_act": e.writes[ACT], "out_real": e.writes[REAL]}
-                traffic = {k: spread(v, t_single) for k, v in traffic.items() if v}
-                capacity = float(own_params.get(e.scope) or e.param_words)
-                for t in range(T):
-                    traffic_row(e.scope, e.op, t, param_words=capacity,
-                                **{k: v[t] / B for k, v in shares.items()},
-                                **{k: v[t] / B for k, v in traffic.items()})
-        return result
+                total = float(groups.sum()) if len(groups) > 1 else float(groups[0])
+                counts[i] = (total / T) if ts[i] < 0 else 0.0
+                if ts[i] >= 0:
+                    counts[i, ts[i]] = total
+                if z is not None:
+                    zt = float(z.sum()) if len(z) > 1 else float(z[0])
+                    nnz[i] = (zt / T) if ts[i] < 0 else 0.0
+                    if ts[i] >= 0:
+                        nnz[i, ts[i]] = zt
+        counts /= B
+        nnz /= B
+        binary = np.array([e[3] for e in syn], dtype=bool)
+        wparam = np.array([e[10] for e in syn], dtype=bool)
+        in_cls = np.array([e[6] for e in syn], dtype=np.int64)
+        other_cls = np.array([e[8] for e in syn], dtype=np.int64)
+        fanout = np.array([e[14] for e in syn], dtype=np.float64)[:, None]
+        fanout_ops = np.array([e[15] for e in syn], dtype=np.float64)[:, None]
+        capacity = np.array([own.get(e[1]) or e[13] for e in syn], dtype=np.float64)
+        conv = np.array([e[2] in ("convolution", "_convolution") for e in syn], dtype=bool)
+
+        rows = np.zeros((len(syn), T, len(ROW_COLUMNS)))
+        rows[:, :, _COL["ac"]] = np.where(binary[:, None], counts, 0.0)
+        rows[:, :, _COL["mac"]] = np.where(binary[:, None], 0.0, counts)
+        rows[:, :, _COL["dense_macs"]] = spread[:, :, 0]
+        rows[:, :, _COL["w_reads"]] = np.where(wparam[:, None], counts, 0.0)
+        rows[:, :, _COL["b_reads"]] = spread[:, :, 3]
+        idx = np.arange(len(syn))
+        in_cols = np.array(_IN_COLS)
+        rows[idx, :, in_cols[in_cls]] = spread[:, :, 1]
+        rows[idx, :, in_cols[other_cls]] += spread[:, :, 2]
+        rows[:, :, _COL["out_real"]] = spread[:, :, 4]
+        rows[:, :, _COL["nnz_in"]] = nnz
+        rows[:, :, _COL["ev_mem"]] = nnz * fanout
+        rows[:, :, _COL["ev_ops"]] = nnz * fanout_ops
+        rows[:, :, _COL["kernel_words"]] = spread[:, :, 5]
+        rows[:, :, _COL["param_words"]] = capacity[:, None]
+        rows[:, :, _COL["synaptic"]] = wparam[:, None]
+        rows[:, :, _COL["conv"]] = conv[:, None]
+        M[seq] = rows
+
+    def _fill_elementwise(self, M, layer, op, kinds, t_single_all, own) -> None:
+        B = self.B
+        el = self._el
+        seq = np.array([e[0] for e in el], dtype=np.int64)
+        whole = np.zeros((len(el), len(_EL_COLS)))
+        for i, e in enumerate(el):
+            s, scope, name, counts, binary, reads, w_reads, b_reads, writes, _ = e
+            layer[s], op[s] = scope, name
+            if binary:
+                counts = {"select": sum(counts.values())}
+            kinds[s] = tuple(k for k, v in counts.items() if v != 0)
+            row = whole[i]
+            for k, v in counts.items():
+                row[rules.KINDS.index(k)] = v
+            row[4], row[5] = w_reads, b_reads
+            row[6:9] = reads
+            row[9:12] = writes
+        capacity = np.array([float(own.get(e[1]) or e[9]) for e in el], dtype=np.float64)
+        rows = np.zeros((len(el), self.T, len(ROW_COLUMNS)))
+        rows[:, :, _EL_COLS] = self._spread(whole, t_single_all[seq]) / B
+        rows[:, :, _COL["param_words"]] = capacity[:, None]
+        M[seq] = rows
+
+    def _fill_neurons(self, M, mask, layer, op, t_single_all, take) -> None:
+        T, B = self.T, self.B
+        for e, spikes_t in zip(self._neu, self._neu_t):
+            s, scope, numel, steps, state_words, leaky = e
+            layer[s], op[s] = scope, "neuron"
+            spikes = take(spikes_t)
+            row = M[s]
+            if steps == T:
+                neurons = numel // T
+                row[:, _COL["spikes"]] = spikes / B
+            else:
+                neurons = numel
+                t = int(t_single_all[s]) if t_single_all[s] >= 0 else 0
+                mask[s] = False
+                mask[s, t] = True
+                row[t, _COL["spikes"]] = spikes[0] / B
+            row[:, _COL["neuron_updates"]] = neurons / B
+            row[:, _COL["s_reads"]] = state_words / B
+            row[:, _COL["s_writes"]] = state_words / B
+            row[:, _COL["in_real"]] = neurons / B
+            row[:, _COL["out_spike"]] = neurons / B
+            row[:, _COL["leaky"]] = leaky

@@ -71,6 +71,12 @@ def _flag(rows, name: str) -> np.ndarray:
     return np.asarray(rows[name], dtype=bool)
 
 
+def _overridden(obj, base: type, names) -> bool:
+    """A subclass of ``base`` redefines one of the methods a combined method stands for."""
+    cls = type(obj)
+    return cls is not base and any(getattr(cls, n) is not getattr(base, n) for n in names)
+
+
 def _price(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
             or not math.isfinite(value) or value < 0:
@@ -98,6 +104,12 @@ class MemoryPrice(ABC):
     def bytes_moved(self, rows, word_bits: int, act_bits: int | None = None) -> np.ndarray:
         """Bytes per row that this price charges for."""
 
+    def memory_pj_and_bytes(self, rows, word_bits: int, act_bits: int | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`memory_pj` and :meth:`bytes_moved` together (override to share work)."""
+        return self.memory_pj(rows, word_bits, act_bits), self.bytes_moved(rows, word_bits,
+                                                                          act_bits)
+
     def to_dict(self) -> dict:
         return {"kind": type(self).__name__, **asdict(self)}
 
@@ -119,6 +131,12 @@ class PerBit(MemoryPrice):
 
     def memory_pj(self, rows, word_bits, act_bits=None):
         return self.bytes_moved(rows, word_bits, act_bits) * 8.0 * self.pj_per_bit
+
+    def memory_pj_and_bytes(self, rows, word_bits, act_bits=None):
+        if _overridden(self, PerBit, ("memory_pj", "bytes_moved")):
+            return MemoryPrice.memory_pj_and_bytes(self, rows, word_bits, act_bits)
+        moved = self.bytes_moved(rows, word_bits, act_bits)
+        return moved * 8.0 * self.pj_per_bit, moved
 
 
 #: Horowitz, ISSCC 2014, Fig. 1.1.9: energy per 64-bit access of an SRAM of the given size.
@@ -181,6 +199,14 @@ class Hierarchy(MemoryPrice):
         return sum(canonical_bytes(rows, word_bits, act_bits).values())
 
     def memory_pj(self, rows, word_bits, act_bits=None):
+        return self._priced(rows, word_bits, act_bits)[0]
+
+    def memory_pj_and_bytes(self, rows, word_bits, act_bits=None):
+        if _overridden(self, Hierarchy, ("memory_pj", "bytes_moved")):
+            return MemoryPrice.memory_pj_and_bytes(self, rows, word_bits, act_bits)
+        return self._priced(rows, word_bits, act_bits)
+
+    def _priced(self, rows, word_bits, act_bits=None):
         b = canonical_bytes(rows, word_bits, act_bits)
         w = word_bits / 8.0
         a = w if act_bits is None else act_bits / 8.0
@@ -194,7 +220,7 @@ class Hierarchy(MemoryPrice):
                                b["act_read_bytes"], b["act_write_bytes"]])
         per_bit = np.stack([self.pj_per_bit(param_size), self.pj_per_bit(state_size),
                             self.pj_per_bit(read_size), self.pj_per_bit(write_size)])
-        return (bits * per_bit).sum(0)
+        return (bits * per_bit).sum(0), sum(b.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +316,15 @@ class EnergyModel:
         if self.memory is None:
             raise self._no_memory()
         return self.memory.bytes_moved(rows, self.word_bits, act_bits)
+
+    def memory_pj_and_bytes(self, rows, act_bits: int | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`memory_pj` and :meth:`bytes_moved` per row, computed together."""
+        if _overridden(self, EnergyModel, ("memory_pj", "bytes_moved")):
+            return self.memory_pj(rows, act_bits), self.bytes_moved(rows, act_bits)
+        if self.memory is None:
+            raise self._no_memory()
+        return self.memory.memory_pj_and_bytes(rows, self.word_bits, act_bits)
 
     def for_network(self, has_neurons: bool) -> "EnergyModel":
         """This model for a network with (SNN) or without (ANN) spiking neurons (most models
@@ -442,6 +477,12 @@ class Lemaire2022(EnergyModel):
 
     def bytes_moved(self, rows, act_bits=None) -> np.ndarray:
         return sum(b for b, _ in self._memory_terms(rows, act_bits))
+
+    def memory_pj_and_bytes(self, rows, act_bits=None) -> tuple[np.ndarray, np.ndarray]:
+        if _overridden(self, Lemaire2022, ("memory_pj", "bytes_moved", "_memory_terms")):
+            return self.memory_pj(rows, act_bits), self.bytes_moved(rows, act_bits)
+        terms = self._memory_terms(rows, act_bits)
+        return sum(b * self.pj_per_byte(size) for b, size in terms), sum(b for b, _ in terms)
 
     def for_network(self, has_neurons: bool) -> "Lemaire2022":
         """This model for a network with (SNN) or without (ANN) spiking neurons."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -40,7 +39,7 @@ from torch import nn
 
 from ..io import atomic_write_text
 from ..shapes import check_time_first
-from .counter import CountResult, OpCounter, is_neuron
+from .counter import CountResult, OpCounter, model_state
 from .energy import DEFAULT_ENERGY_MODEL, EnergyModel, get_energy_model, list_energy_models
 from .rules import KINDS
 from .traffic import BYTE_COLUMNS, TRAFFIC_FIELDS, canonical_bytes
@@ -52,7 +51,8 @@ def _match(name: str, prefixes: Sequence[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def _default_components(model: nn.Module, counts: CountResult) -> dict[str, tuple[str, ...]]:
+def _default_components(model: nn.Module, counts: CountResult,
+                        state=None) -> dict[str, tuple[str, ...]]:
     """Components of a model that does not declare ``dta_components``.
 
     Encoding: the first synaptic layer that ran. Attention: modules whose class
@@ -61,16 +61,20 @@ def _default_components(model: nn.Module, counts: CountResult) -> dict[str, tupl
     declared = getattr(model, "dta_components", None)
     if declared:
         return {k: tuple(v) for k, v in declared.items()}
-    synaptic = [r["layer"] for r in counts.ops if r["dense_macs"] > 0]
-    attention = tuple(
-        n for n, m in model.named_modules()
-        if n and ("attention" in type(m).__name__.lower() or "attn" in n.lower()
-                  or "attention" in n.lower())
-    )
-    return {"encoding": tuple(synaptic[:1]), "attention": attention}
+    first = np.flatnonzero(counts.rows["dense_macs"] > 0)[:1] if counts.n_rows else []
+    synaptic = [counts.layer[counts.row_event[i]] for i in first]
+    attention = state.derived.get("attention") if state is not None else None
+    if attention is None:
+        attention = tuple(
+            n for n, m in model.named_modules()
+            if n and ("attention" in type(m).__name__.lower() or "attn" in n.lower()
+                      or "attention" in n.lower())
+        )
+        if state is not None:
+            state.derived["attention"] = attention
+    return {"encoding": tuple(synaptic), "attention": attention}
 
 
-@dataclass
 class ProfileReport:
     """The result of :func:`profile`.
 
@@ -80,21 +84,46 @@ class ProfileReport:
     ``act_write_bytes``, ``bytes``, at ``meta["word_bits"]``) and the energy of the
     report's model in pJ (``compute_pj``, ``memory_pj``: NaN if it is compute only).
     ``firing``: one row per (neuron layer, t): spikes, neurons, rate, sparsity.
+    ``per_step``: one row per (component, t) with the sums of ``layers``.
     ``traffic``: one row per (layer, op, t): counts and traffic in elements
     (:mod:`dta.measure.traffic`), what the energy models price.
     ``totals``: per-sample totals, per component, energy under every energy model
-    (keys in the module docstring).
+    (keys in the module docstring), computed with the report.
+    The tables are pandas frames built on first access (and kept).
     """
 
-    ops: pd.DataFrame
-    layers: pd.DataFrame
-    firing: pd.DataFrame
-    totals: dict
-    per_step: pd.DataFrame
-    unsupported: dict
-    folded_bn: list
-    meta: dict = field(default_factory=dict)
-    traffic: pd.DataFrame = field(default_factory=pd.DataFrame)
+    def __init__(self, *, totals: dict, meta: dict, unsupported: dict, folded_bn: list,
+                 tables: "_Tables"):
+        self.totals = totals
+        self.meta = meta
+        self.unsupported = unsupported
+        self.folded_bn = folded_bn
+        self._tables = tables
+
+    @property
+    def ops(self) -> pd.DataFrame:
+        return self._tables.get("ops")
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        return self._tables.get("layers")
+
+    @property
+    def firing(self) -> pd.DataFrame:
+        return self._tables.get("firing")
+
+    @property
+    def per_step(self) -> pd.DataFrame:
+        return self._tables.get("per_step")
+
+    @property
+    def traffic(self) -> pd.DataFrame:
+        return self._tables.get("traffic")
+
+    def __repr__(self) -> str:
+        return (f"ProfileReport(model={self.meta.get('model')}, T={self.meta.get('T')}, "
+                f"B={self.meta.get('B')}, energy_model={self.meta.get('energy_model')}, "
+                f"energy_uj={self.totals.get('energy_uj')})")
 
     def energy(self, model: str | EnergyModel | None = None) -> pd.DataFrame:
         """Energy per component and time step in pJ under ``model`` (default: the report's).
@@ -103,9 +132,10 @@ class ProfileReport:
         model), energy_pj (their sum; compute alone for a compute-only model).
         """
         em = _model(model or self.meta["energy_model"]).for_network(self.has_neurons)
-        frame = self.traffic[["component", "t"]].copy()
-        frame["compute_pj"] = em.compute_pj(self.traffic)
-        frame["memory_pj"] = np.nan if em.compute_only else em.memory_pj(self.traffic)
+        tables = self._tables
+        frame = pd.DataFrame({"component": tables.row_component(), "t": tables.counts.row_t})
+        frame["compute_pj"] = em.compute_pj(tables.rows)
+        frame["memory_pj"] = np.nan if em.compute_only else em.memory_pj(tables.rows)
         out = frame.groupby(["component", "t"])[["compute_pj", "memory_pj"]].sum(min_count=1)
         grid = pd.MultiIndex.from_product([COMPONENTS, range(self.meta["T"])],
                                           names=["component", "t"])
@@ -209,6 +239,7 @@ def profile(
     ``components`` maps ``encoding`` / ``attention`` to module-name prefixes;
     by default the model's ``dta_components`` or a heuristic is used.
     ``fold_bn`` (default True): BatchNorm after a conv/linear costs nothing.
+    Totals are computed here; the report's tables are built on first access.
     """
     x, args = split_inputs(inputs)
     if T is None:
@@ -216,30 +247,38 @@ def profile(
         T = int(T) if isinstance(T, int) else int(x.shape[0]) if x.dim() >= 1 else None
     check_time_first(x, where="profile inputs", T=T)
     for i, a in enumerate(args):
-        if a.is_floating_point() and not torch.isfinite(a).all():
+        # A sum is finite when every element is (or overflows: then look element-wise).
+        if a.is_floating_point() and not (torch.isfinite(a.sum()).item()
+                                          or torch.isfinite(a).all().item()):
             raise ValueError(
                 f"profile inputs[{i}] contain NaN or infinite values; counts of effective "
                 "operations are undefined for them: clean or clamp the input first")
     get_energy_model(energy_model)  # unknown names fail before the forward
     B = int(x.shape[1])
-    if not any(is_neuron(m) for m in model.modules()):
+    state = model_state(model)
+    if not state.neuron_ids:
         warnings.warn(
             f"{type(model).__name__} has no spiking neurons: counting MACs of a non-spiking "
             "network (ACs stay zero unless an input is a spike tensor)", UserWarning,
             stacklevel=2)
 
     was_training = model.training
-    model.eval()
+    # eval() and train() walk every module: skip both when nothing is in training mode
+    switch = was_training or any(m.training for m in state.modules.values())
+    if switch:
+        model.eval()
     _reset(model)
     try:
-        with torch.no_grad(), OpCounter(model, T=T, B=B, fold_bn=fold_bn) as counter:
+        with torch.no_grad(), OpCounter(model, T=T, B=B, fold_bn=fold_bn,
+                                        state=state) as counter:
             model(*args)
         counts = counter.finalize()
     finally:
         _reset(model)
-        model.train(was_training)
+        if switch:
+            model.train(was_training)
     return build_report(model, counts, energy_model=energy_model, fold_bn=fold_bn,
-                        components=components)
+                        components=components, state=state)
 
 
 def _model(model: str | EnergyModel) -> EnergyModel:
@@ -250,117 +289,228 @@ _TRAFFIC_COLUMNS = ["layer", "op", "t", *TRAFFIC_FIELDS, "param_words", "synapti
                     "leaky", "spikes", *KINDS, "neuron_updates", "dense_macs"]
 
 
-def price(em: EnergyModel, traffic: pd.DataFrame, *, has_neurons: bool,
+def price(em: EnergyModel, traffic, *, has_neurons: bool,
           act_bits: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-row compute and memory energy (pJ) of ``traffic`` under ``em``; memory ``None``
-    for a compute-only model."""
+    """Per-row compute and memory energy (pJ) of ``traffic`` (a frame or a mapping of its
+    columns) under ``em``; memory ``None`` for a compute-only model."""
     em = em.for_network(has_neurons)
     compute = em.compute_pj(traffic, act_bits=act_bits)
     memory = None if em.compute_only else em.memory_pj(traffic, act_bits=act_bits)
     return compute, memory
 
 
+_COMPONENT_INDEX = {c: i for i, c in enumerate(COMPONENTS)}
+_NEURONS = _COMPONENT_INDEX["neurons"]
+
+
+class _Tables:
+    """Builds the report's frames on first access from the count rows (and keeps them)."""
+
+    def __init__(self, counts: CountResult, event_component: list, compute: np.ndarray,
+                 memory: np.ndarray | None, nbytes: dict):
+        self.counts = counts
+        self.rows = counts.rows
+        self.event_component = event_component  # component of each event's layer
+        self.compute, self.memory, self.nbytes = compute, memory, nbytes
+        self._built: dict[str, pd.DataFrame] = {}
+
+    def get(self, name: str) -> pd.DataFrame:
+        frame = self._built.get(name)
+        if frame is None:
+            frame = self._built[name] = getattr(self, "_" + name)()
+        return frame
+
+    def row_component(self) -> np.ndarray:
+        c = self.counts
+        comp = np.array(self.event_component, dtype=object)[c.row_event] if c.n_rows else \
+            np.zeros(0, dtype=object)
+        neuron = np.array([op == "neuron" for op in c.op], dtype=bool)[c.row_event] \
+            if c.n_rows else np.zeros(0, dtype=bool)
+        comp[neuron] = "neurons"
+        return comp
+
+    def _row_strings(self):
+        c = self.counts
+        ev = c.row_event
+        layer = np.array(c.layer, dtype=object)[ev] if c.n_rows else np.zeros(0, dtype=object)
+        op = np.array(c.op, dtype=object)[ev] if c.n_rows else np.zeros(0, dtype=object)
+        types = np.array([c.module_types.get(n, "") for n in c.layer], dtype=object)[ev] \
+            if c.n_rows else np.zeros(0, dtype=object)
+        return layer, types, op
+
+    def _traffic(self) -> pd.DataFrame:
+        c = self.counts
+        if not c.n_rows:
+            frame = pd.DataFrame([], columns=_TRAFFIC_COLUMNS)
+            frame.insert(1, "type", frame["layer"].map(lambda n: c.module_types.get(n, "")))
+            frame.insert(2, "component", pd.Series([], dtype=object))
+            return frame
+        layer, types, op = self._row_strings()
+        return pd.DataFrame({"layer": layer, "type": types, "component": self.row_component(),
+                             "op": op, "t": c.row_t,
+                             **{k: self.rows[k] for k in _TRAFFIC_COLUMNS[3:]}})
+
+    def _ops(self) -> pd.DataFrame:
+        c = self.counts
+        first = c._first_rows()
+        idx, kind_of = [], []
+        for e, kinds in enumerate(c.kinds):
+            for kind in kinds:
+                idx.extend(range(first[e], first[e] + c.T))
+                kind_of.extend([kind] * c.T)
+        idx = np.array(idx, dtype=np.int64)
+        ev = c.row_event[idx]
+        count = np.array([c.rows[k][i] for k, i in zip(kind_of, idx.tolist())], dtype=np.float64)
+        layers = [c.layer[e] for e in ev.tolist()]
+        frame = pd.DataFrame({"layer": layers, "op": [c.op[e] for e in ev.tolist()],
+                              "kind": kind_of, "t": c.row_t[idx], "count": count,
+                              "dense_macs": c.rows["dense_macs"][idx]},
+                             columns=["layer", "op", "kind", "t", "count", "dense_macs"])
+        types = c.module_types
+        frame.insert(1, "type", frame["layer"].map(lambda n: types.get(n, "")))
+        comp = dict(zip(c.layer, self.event_component))
+        frame.insert(2, "component", frame["layer"].map(comp))
+        return frame
+
+    def _firing(self) -> pd.DataFrame:
+        c = self.counts
+        neuron = np.array([op == "neuron" for op in c.op], dtype=bool)[c.row_event] \
+            if c.n_rows else np.zeros(0, dtype=bool)
+        ev = c.row_event[neuron]
+        firing = pd.DataFrame({"layer": [c.layer[e] for e in ev.tolist()], "t": c.row_t[neuron],
+                               "spikes": c.rows["spikes"][neuron],
+                               "neurons": c.rows["neuron_updates"][neuron]},
+                              columns=["layer", "t", "spikes", "neurons"])
+        if not len(firing):
+            firing = pd.DataFrame([], columns=["layer", "t", "spikes", "neurons"])
+        firing = firing.groupby(["layer", "t"], as_index=False, sort=False).agg(
+            spikes=("spikes", "sum"), neurons=("neurons", "sum"))
+        types = c.module_types
+        firing.insert(1, "type", firing["layer"].map(lambda n: types.get(n, "")))
+        firing["rate"] = firing["spikes"] / firing["neurons"].where(firing["neurons"] > 0)
+        firing["sparsity"] = 1.0 - firing["rate"]
+        return firing
+
+    def _layers(self) -> pd.DataFrame:
+        traffic = self._traffic()  # a private copy: the user's frame may have been edited
+        sums = {**{k: traffic[k] for k in (*KINDS, "dense_macs", "neuron_updates", "spikes")},
+                **self.nbytes}
+        wide = pd.DataFrame({"layer": traffic["layer"], "type": traffic["type"],
+                             "component": traffic["component"], "t": traffic["t"], **sums,
+                             "compute_pj": self.compute,
+                             "memory_pj": self.memory if self.memory is not None else np.nan})
+        keys = ["layer", "type", "component", "t"]
+        value_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS]
+        layers = wide.groupby(keys, sort=False, as_index=False)[
+            [*value_cols, "compute_pj", "memory_pj"]].sum(min_count=1)
+        layers[value_cols] = layers[value_cols].fillna(0.0)
+        layers["bytes"] = layers[list(BYTE_COLUMNS)].sum(axis=1)
+        layers["firing_rate"] = layers["spikes"] / layers["neuron_updates"].where(
+            layers["neuron_updates"] > 0)
+        return layers[[*keys, *KINDS, "dense_macs", "neuron_updates", "spikes", "firing_rate",
+                       *BYTE_COLUMNS, "bytes", "compute_pj", "memory_pj"]]
+
+    def _per_step(self) -> pd.DataFrame:
+        layers = self.get("layers").copy()
+        step_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS, "bytes",
+                     "compute_pj", "memory_pj"]
+        per_step = layers.groupby(["component", "t"], as_index=False)[step_cols].sum(min_count=1)
+        per_step = (pd.MultiIndex.from_product([COMPONENTS, range(self.counts.T)],
+                                               names=["component", "t"])
+                    .to_frame(index=False).merge(per_step, how="left"))
+        per_step[step_cols[:-1]] = per_step[step_cols[:-1]].fillna(0.0)
+        if self.memory is not None:
+            per_step["memory_pj"] = per_step["memory_pj"].fillna(0.0)
+        return per_step
+
+
+def _components_of(state, comps: dict, layers: list) -> list:
+    """Component (encoding / attention / backbone) of each layer name, cached per model."""
+    key = ("components", tuple(sorted((k, tuple(v)) for k, v in comps.items())))
+    cache = state.derived.setdefault(key, {})
+    out = []
+    attention, encoding = comps.get("attention", ()), comps.get("encoding", ())
+    for layer in layers:
+        c = cache.get(layer)
+        if c is None:
+            c = cache[layer] = ("attention" if _match(layer, attention) else
+                                "encoding" if _match(layer, encoding) else "backbone")
+        out.append(c)
+    return out
+
+
 def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fold_bn: bool,
-                 components: Mapping[str, Sequence[str]] | None = None) -> ProfileReport:
-    """Turn raw :class:`CountResult` rows into tables, totals and energy."""
+                 components: Mapping[str, Sequence[str]] | None = None,
+                 state=None) -> ProfileReport:
+    """Totals and energy under every model from the count rows; tables on first access."""
+    state = state if state is not None else model_state(model)
     comps = ({k: tuple(v) for k, v in components.items()} if components
-             else _default_components(model, counts))
-
-    def component(layer: str) -> str:
-        if _match(layer, comps.get("attention", ())):
-            return "attention"
-        if _match(layer, comps.get("encoding", ())):
-            return "encoding"
-        return "backbone"
-
-    types = counts.module_types
-    ops = pd.DataFrame(counts.ops, columns=["layer", "op", "kind", "t", "count", "dense_macs"])
-    ops.insert(1, "type", ops["layer"].map(lambda n: types.get(n, "")))
-    ops.insert(2, "component", ops["layer"].map(component))
-
-    firing = pd.DataFrame(counts.neurons, columns=["layer", "t", "spikes", "neurons"])
-    firing = firing.groupby(["layer", "t"], as_index=False, sort=False).agg(
-        spikes=("spikes", "sum"), neurons=("neurons", "sum"))
-    firing.insert(1, "type", firing["layer"].map(lambda n: types.get(n, "")))
-    firing["rate"] = firing["spikes"] / firing["neurons"].where(firing["neurons"] > 0)
-    firing["sparsity"] = 1.0 - firing["rate"]
-
-    traffic = pd.DataFrame(counts.traffic, columns=_TRAFFIC_COLUMNS)
-    traffic.insert(1, "type", traffic["layer"].map(lambda n: types.get(n, "")))
-    comp_of = {name: component(name) for name in traffic["layer"].unique()}
-    traffic.insert(2, "component", np.where(traffic["op"] == "neuron", "neurons",
-                                            traffic["layer"].map(comp_of)))
-    has_neurons = bool(traffic["neuron_updates"].sum() > 0)
+             else _default_components(model, counts, state))
+    event_component = _components_of(state, comps, counts.layer)
+    rows = counts.rows
+    T = counts.T
+    R = counts.n_rows
+    if R:
+        comp = np.array([_COMPONENT_INDEX[c] for c in event_component], dtype=np.int64)[
+            counts.row_event]
+        comp[np.array([op == "neuron" for op in counts.op], dtype=bool)[counts.row_event]] = \
+            _NEURONS
+    else:
+        comp = np.zeros(0, dtype=np.int64)
+    n_comp = len(COMPONENTS)
+    row_t = counts.row_t
+    has_neurons = bool(rows["neuron_updates"].sum() > 0) if R else False
 
     em = get_energy_model(energy_model)
     word_bits = em.word_bits
-    nbytes = canonical_bytes(traffic, word_bits)
-    compute, memory = price(em, traffic, has_neurons=has_neurons)
-    sums = {**{k: traffic[k] for k in (*KINDS, "dense_macs", "neuron_updates", "spikes")},
-            **nbytes}
-    wide = pd.DataFrame({"layer": traffic["layer"], "type": traffic["type"],
-                         "component": traffic["component"], "t": traffic["t"], **sums,
-                         "compute_pj": compute,
-                         "memory_pj": memory if memory is not None else np.nan})
-    keys = ["layer", "type", "component", "t"]
-    value_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS]
-    layers = wide.groupby(keys, sort=False, as_index=False)[
-        [*value_cols, "compute_pj", "memory_pj"]].sum(min_count=1)
-    layers[value_cols] = layers[value_cols].fillna(0.0)
-    layers["bytes"] = layers[list(BYTE_COLUMNS)].sum(axis=1)
-    layers["firing_rate"] = layers["spikes"] / layers["neuron_updates"].where(
-        layers["neuron_updates"] > 0)
-    layers = layers[[*keys, *KINDS, "dense_macs", "neuron_updates", "spikes", "firing_rate",
-                     *BYTE_COLUMNS, "bytes", "compute_pj", "memory_pj"]]
+    nbytes = canonical_bytes(rows, word_bits)
+    row_bytes = sum(nbytes.values()) if R else np.zeros(0)
 
-    step_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS, "bytes",
-                 "compute_pj", "memory_pj"]
-    per_step = layers.groupby(["component", "t"], as_index=False)[step_cols].sum(min_count=1)
-    per_step = (pd.MultiIndex.from_product([COMPONENTS, range(counts.T)], names=["component", "t"])
-                .to_frame(index=False).merge(per_step, how="left"))
-    per_step[step_cols[:-1]] = per_step[step_cols[:-1]].fillna(0.0)
-    if memory is not None:
-        per_step["memory_pj"] = per_step["memory_pj"].fillna(0.0)
+    def by_component(values: np.ndarray) -> list[float]:
+        return np.bincount(comp, weights=values, minlength=n_comp).tolist()
 
-    totals: dict[str, Any] = {k: float(layers[k].sum()) for k in KINDS}
-    totals["dense_macs"] = float(layers["dense_macs"].sum())
-    totals["neuron_updates"] = float(firing["neurons"].sum())
-    totals["spikes"] = float(firing["spikes"].sum())
+    totals: dict[str, Any] = {k: float(rows[k].sum()) for k in KINDS}
+    totals["dense_macs"] = float(rows["dense_macs"].sum())
+    totals["neuron_updates"] = float(rows["neuron_updates"].sum())
+    totals["spikes"] = float(rows["spikes"].sum())
     totals["firing_rate"] = (totals["spikes"] / totals["neuron_updates"]
                              if totals["neuron_updates"] else 0.0)
     totals["sparsity"] = 1.0 - totals["firing_rate"]
-    totals["by_component"] = {
-        c: {k: float(per_step.loc[per_step.component == c, k].sum())
-            for k in (*KINDS, "dense_macs", "neuron_updates", "bytes")}
-        for c in COMPONENTS
-    }
+    per_comp = {k: by_component(rows[k]) for k in (*KINDS, "dense_macs", "neuron_updates")}
+    per_comp["bytes"] = by_component(row_bytes)
+    totals["by_component"] = {c: {k: per_comp[k][i] for k in per_comp}
+                              for i, c in enumerate(COMPONENTS)}
     totals["word_bits"] = word_bits
-    totals["bytes"] = float(layers["bytes"].sum())
-    totals["bytes_by_kind"] = {k[:-len("_bytes")]: float(layers[k].sum()) for k in BYTE_COLUMNS}
+    totals["bytes"] = float(row_bytes.sum())
+    totals["bytes_by_kind"] = {k[:-len("_bytes")]: float(nbytes[k].sum()) for k in BYTE_COLUMNS}
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
-    comp_index = traffic["component"].to_numpy()
+    chosen_rows = {}
 
     def energy_of(name: str) -> dict:
         m = get_energy_model(name)
-        if name == energy_model:
-            c_pj, m_pj = compute, memory
+        mm = m.for_network(has_neurons)
+        c_pj = mm.compute_pj(rows)
+        if mm.compute_only:
+            m_pj, moved = None, None
         else:
-            c_pj, m_pj = price(m, traffic, has_neurons=has_neurons)
-        by_c = {c: float(c_pj[comp_index == c].sum()) / 1e6 for c in COMPONENTS}
+            m_pj, moved = mm.memory_pj_and_bytes(rows)
+        if name == energy_model:
+            chosen_rows["compute"], chosen_rows["memory"] = c_pj, m_pj
+        by_c = dict(zip(COMPONENTS, (v / 1e6 for v in by_component(c_pj))))
         by_m = (None if m_pj is None else
-                {c: float(m_pj[comp_index == c].sum()) / 1e6 for c in COMPONENTS})
+                dict(zip(COMPONENTS, (v / 1e6 for v in by_component(m_pj)))))
         by = {c: by_c[c] + (by_m[c] if by_m else 0.0) for c in COMPONENTS}
         total = sum(by.values())
         return {"energy_uj": total, "compute_uj": sum(by_c.values()),
                 "memory_uj": None if by_m is None else sum(by_m.values()),
-                "bytes": (None if m.compute_only else
-                          float(m.for_network(has_neurons).bytes_moved(traffic).sum())),
+                "bytes": None if m.compute_only else float(moved.sum()),
                 "by_component": by, "compute_by_component": by_c, "memory_by_component": by_m,
                 "attention_share": by["attention"] / total if total else 0.0}
 
     energies = {name: energy_of(name) for name in list_energy_models()}
     chosen = energies[energy_model]
+    compute, memory = chosen_rows["compute"], chosen_rows["memory"]
     totals["energy_model"] = energy_model
     totals["energy_uj"] = chosen["energy_uj"]
     totals["compute_uj"] = chosen["compute_uj"]
@@ -378,23 +528,28 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     totals["bytes_by_model"] = {n: e["bytes"] for n, e in energies.items()}
     totals["attention_share_by_model"] = {n: e["attention_share"] for n, e in energies.items()}
     totals["compute_only_models"] = [n for n in energies if get_energy_model(n).compute_only]
-    by_t = per_step.groupby("t")[["compute_pj", "memory_pj"]].sum(min_count=1).reindex(
-        range(counts.T))
-    totals["compute_uj_per_step"] = (by_t["compute_pj"].fillna(0.0) / 1e6).tolist()
+    totals["compute_uj_per_step"] = (np.bincount(row_t, weights=compute, minlength=T)[:T]
+                                     / 1e6).tolist() if R else [0.0] * T
     totals["memory_uj_per_step"] = (None if memory is None else
-                                    (by_t["memory_pj"].fillna(0.0) / 1e6).tolist())
+                                    (np.bincount(row_t, weights=memory, minlength=T)[:T]
+                                     / 1e6).tolist() if R else [0.0] * T)
     totals["energy_uj_per_step"] = [
         c + (m if memory is not None else 0.0)
         for c, m in zip(totals["compute_uj_per_step"],
-                        totals["memory_uj_per_step"] or [0.0] * counts.T)]
-    totals["firing_rate_per_step"] = (
-        firing.groupby("t")["spikes"].sum() / firing.groupby("t")["neurons"].sum()
-    ).reindex(range(counts.T), fill_value=0.0).fillna(0.0).tolist()
+                        totals["memory_uj_per_step"] or [0.0] * T)]
+    neuron_rows = comp == _NEURONS
+    spikes_t = np.bincount(row_t[neuron_rows], weights=rows["spikes"][neuron_rows],
+                           minlength=T)[:T] if R else np.zeros(T)
+    neurons_t = np.bincount(row_t[neuron_rows], weights=rows["neuron_updates"][neuron_rows],
+                            minlength=T)[:T] if R else np.zeros(T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_t = spikes_t / neurons_t
+    totals["firing_rate_per_step"] = np.where(np.isfinite(rate_t), rate_t, 0.0).tolist()
 
     meta = {"T": counts.T, "B": counts.B, "energy_model": energy_model, "fold_bn": fold_bn,
             "single_step": counts.single_step, "components": {k: list(v) for k, v in comps.items()},
             "model": type(model).__name__, "word_bits": word_bits,
             "energy_model_label": em.label}
-    return ProfileReport(ops=ops, layers=layers, firing=firing, totals=totals, per_step=per_step,
-                         unsupported=counts.unsupported, folded_bn=counts.folded_bn, meta=meta,
-                         traffic=traffic)
+    return ProfileReport(totals=totals, meta=meta, unsupported=counts.unsupported,
+                         folded_bn=counts.folded_bn,
+                         tables=_Tables(counts, event_component, compute, memory, nbytes))

@@ -57,8 +57,8 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def indicator(x: torch.Tensor) -> torch.Tensor:
-    """Float indicator of the nonzero elements (``sign(|x|)``: float kernels, no bool pass)."""
-    return _as_float(x).abs().sign()
+    """Float indicator of the nonzero elements (NaN counts as nonzero)."""
+    return x.bool().to(x.dtype if x.is_floating_point() else torch.float32)
 
 
 def nonzero(x: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -66,25 +66,33 @@ def nonzero(x: torch.Tensor, binary: bool) -> torch.Tensor:
     return _as_float(x) if binary else indicator(x)
 
 
-def is_binary(x: torch.Tensor) -> bool:
+def is_binary(x: torch.Tensor, head: bool = True) -> bool:
     """Every element of ``x`` is 0 or 1 (spikingjelly's spike-tensor rule), exactly.
 
-    ``0 <= x <= 1`` (one ``aminmax``) and ``sum(x * (1 - x)) == 0``: every term
-    is >= 0 and is 0 only at 0 and 1, so the sum (a dot product) is zero only for
-    a spike tensor; a sum of non-negative terms cannot cancel. Synchronises with
-    the host (the answer picks the cheaper counting path).
+    ``sum(|x - x*x|) == 0``: ``fl(x*x) == x`` only at 0 and 1 (below 1 the square
+    is smaller, above 1 larger, negative numbers square to positives, tiny ones
+    underflow), the difference of two different floats is never rounded to 0
+    and a sum of non-negative terms cannot cancel (NaN and inf make it non-zero).
+    One pass over ``x`` and one host synchronisation (the answer picks the
+    cheaper counting path). ``head=False`` skips the look at the first elements
+    (for tensors expected to hold spikes).
     """
     if x.dtype == torch.bool:
         return True
-    if x.numel() == 0:
+    n = x.numel()
+    if n == 0:
         return False
     xf = _as_float(x)
-    low, high = torch.aminmax(xf)
-    low, high = torch.stack([low, high]).tolist()
-    if not (low >= 0 and high <= 1):  # also False for NaN
-        return False
-    flat = xf.reshape(-1)
-    return torch.dot(flat, 1 - flat).item() == 0
+    if head and n > 4 * _HEAD and xf.device.type == "cpu" and xf.is_contiguous():
+        # A real-valued tensor almost always shows a non-{0, 1} value among its first
+        # elements: that settles it without a pass over the whole tensor.
+        head = xf.view(-1)[:_HEAD]
+        if torch.addcmul(head, head, head, value=-1).abs_().sum().item() != 0:
+            return False
+    return torch.addcmul(xf, xf, xf, value=-1).abs_().sum().item() == 0
+
+
+_HEAD = 1024
 
 
 def active_counts(x: torch.Tensor, groups: int, binary: bool) -> torch.Tensor:
@@ -92,13 +100,16 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool) -> torch.Tensor:
 
     ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
     blocks (``groups=T`` for a time-major ``[T*B, ...]`` input). A spike tensor
-    is its own indicator; other inputs go through :func:`indicator`. Counts are
-    at most N, exact in float32, then widened for the dot product with the
-    fan-out so sums of up to 2**53 stay exact.
+    is its own indicator (summed in float32); other inputs are counted through
+    their nonzero mask (one byte per element, summed in int32; NaN counts as
+    nonzero). Counts are at most N, exact, then widened for the dot product with
+    the fan-out so sums of up to 2**53 stay exact.
     """
-    ind = nonzero(x, binary)
-    n = ind.shape[0]
-    return ind.reshape(groups, n // groups, -1).sum(1).to(torch.float64)
+    n = x.shape[0]
+    if binary:
+        return x.reshape(groups, n // groups, -1).sum(1, dtype=torch.float32).to(torch.float64)
+    mask = x.bool().view(torch.uint8)
+    return mask.reshape(groups, n // groups, -1).sum(1, dtype=torch.int32).to(torch.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -112,10 +123,12 @@ def conv_fanout(x_shape, weight, stride, padding, dilation, transposed, output_p
     adjoint operator (a transposed convolution for a convolution and vice
     versa) applied to a tensor of ones shaped like one output sample.
     """
-    mask = (weight != 0).to(torch.float64)
     d = weight.dim() - 2
     in_spatial = list(x_shape[2:])
     k = list(weight.shape[2:])
+    if not transposed and bool((weight != 0).all()):
+        return _dense_conv_fanout(x_shape, weight, stride, padding, dilation, groups)
+    mask = (weight != 0).to(torch.float64)
     if transposed:
         out_spatial = [
             (i - 1) * s - 2 * p + dl * (kk - 1) + op + 1
@@ -138,6 +151,21 @@ def conv_fanout(x_shape, weight, stride, padding, dilation, transposed, output_p
                           device=weight.device)
         fan = _convt(d)(ones, mask, None, stride, padding, adj_pad, groups, dilation)
     return fan[0]
+
+
+def _dense_conv_fanout(x_shape, weight, stride, padding, dilation, groups) -> torch.Tensor:
+    """:func:`conv_fanout` of a weight without zeros, in closed form: each input element
+    feeds ``C_out / groups`` channels at every (output position, kernel tap) pair that
+    lands on it, a product over spatial dimensions of per-dimension counts."""
+    fan = torch.tensor(float(weight.shape[0] // groups), dtype=torch.float64)
+    for i, s, p, dl, kk in zip(x_shape[2:], stride, padding, dilation, weight.shape[2:]):
+        o = (i + 2 * p - dl * (kk - 1) - 1) // s + 1
+        pos = (torch.arange(max(o, 0))[:, None] * s - p
+               + torch.arange(kk)[None, :] * dl).reshape(-1)
+        pos = pos[(pos >= 0) & (pos < i)]
+        count = torch.bincount(pos, minlength=i).to(torch.float64)
+        fan = fan[..., None] * count
+    return fan.expand(x_shape[1], *x_shape[2:]).to(weight.device)
 
 
 def _conv(d: int) -> Callable:
@@ -178,6 +206,19 @@ FREE_OPS = frozenset(
         "bernoulli_", "set_", "resize_", "_has_compatible_shallow_copy_type", "item",
         "is_same_size", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
         "_index_put_impl_", "squeeze_", "unsqueeze_", "as_strided_", "detach_",
+    )
+    if hasattr(aten, name)
+)
+
+#: Free operators that only re-view their input (they never write to it).
+VIEW_OPS = frozenset(
+    getattr(aten, name)
+    for name in (
+        "view", "_unsafe_view", "reshape", "_reshape_alias", "transpose", "permute", "t",
+        "expand", "expand_as", "unsqueeze", "squeeze", "select", "slice", "alias", "detach",
+        "split", "split_with_sizes", "chunk", "unbind", "narrow", "as_strided", "flatten",
+        "unflatten", "view_as", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
+        "is_same_size",
     )
     if hasattr(aten, name)
 )

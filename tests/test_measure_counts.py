@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from spikingjelly.activation_based import layer, neuron
+from spikingjelly.activation_based import base, layer, neuron
 from torch import nn
 
 from dta.measure import profile
@@ -196,3 +196,164 @@ def test_single_step_models_are_split_by_call():
     assert r.meta["single_step"]
     assert r.layers[r.layers.layer == "fc"].groupby("t")["ac"].sum().tolist() == [0, 0, 4]
     assert r.totals["neuron_updates"] == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# What profile() keeps between calls, and the leaf layers it counts from their hooks
+
+
+def _spiking_block(width=4):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        layer.Conv2d(1, width, 3, padding=1, step_mode="m"), layer.BatchNorm2d(width, step_mode="m"),
+        faithful_lif(), layer.Conv2d(width, width, 3, stride=2, padding=1, bias=False, step_mode="m"),
+        layer.BatchNorm2d(width, step_mode="m"), faithful_lif(), layer.Flatten(step_mode="m"),
+        layer.Linear(width * 4 * 4, 3, step_mode="m")).eval()
+
+
+def _counts(report):
+    return {k: report.totals[k] for k in ("ac", "mac", "other", "select", "dense_macs", "spikes",
+                                          "bytes", "energy_uj")}
+
+
+def test_a_weight_changed_between_calls_is_counted_anew():
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    before = profile(net, x)
+    with torch.no_grad():  # in place: the weight's version changes
+        net[3].weight[:, :2] = 0
+    pruned = profile(net, x)
+    assert pruned.totals["ac"] < before.totals["ac"]
+    assert _counts(pruned) == _counts(profile(_copy_of(net), x))  # as on a model never seen
+    net[3].weight = nn.Parameter(torch.ones_like(net[3].weight))  # a new tensor
+    ones = profile(net, x)
+    assert _counts(ones) == _counts(profile(_copy_of(net), x))
+    net[3].weight.data = torch.zeros_like(net[3].weight)  # new storage under the same tensor
+    assert profile(net, x).totals["ac"] == 0
+
+
+def _copy_of(net):
+    import copy
+
+    return copy.deepcopy(net)
+
+
+class _OperatorPathOnly(dict):
+    """A recipe table that knows no layer: every layer is counted operator by operator."""
+
+    def get(self, key, default=None):
+        return None
+
+
+@pytest.mark.parametrize("attention", ["none", "dta", "tcja"])
+def test_layers_counted_from_hooks_equal_the_operator_path(monkeypatch, attention):
+    from dta.measure import counter
+    from dta.models import create_model, repeat_static
+
+    torch.manual_seed(0)
+    net = create_model("ms_resnet18", attention=attention, T=3, num_classes=10, in_channels=1,
+                       width=8)
+    x = repeat_static(torch.rand(2, 1, 8, 8) * 3, 3)
+    fast = profile(net, x)
+    fast = profile(net, x)  # the second call: recipes learned, caches warm
+    assert "convolution" in counter._RECIPES.values()  # so the layers were counted from hooks
+    monkeypatch.setattr(counter, "_RECIPES", _OperatorPathOnly())
+    slow = profile(_copy_of(net), x)
+    assert slow.traffic.equals(fast.traffic) and slow.ops.equals(fast.ops)
+    assert slow.firing.equals(fast.firing) and slow.to_dict() == fast.to_dict()
+
+
+def test_dense_fanout_in_closed_form_equals_the_adjoint():
+    from dta.measure import rules
+
+    torch.manual_seed(0)
+    conv_t = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
+              3: torch.nn.functional.conv_transpose3d}
+    for d, (c_in, c_out, groups), k, s, p, dl in itertools.product(
+            (1, 2, 3), ((4, 6, 1), (4, 8, 2), (3, 3, 3)), (1, 2, 3), (1, 2), (0, 1), (1, 2)):
+        size = 7
+        if size + 2 * p < dl * (k - 1) + 1:
+            continue
+        w = torch.randn(c_out, c_in // groups, *([k] * d))
+        x_shape = (2, c_in, *([size] * d))
+        closed = rules.conv_fanout(x_shape, w, [s] * d, [p] * d, [dl] * d, False, [0] * d, groups)
+        out = [(size + 2 * p - dl * (k - 1) - 1) // s + 1] * d
+        adj = [size - ((o - 1) * s - 2 * p + dl * (k - 1) + 1) for o in out]
+        ones = torch.ones(1, c_out, *out, dtype=torch.float64)
+        adjoint = conv_t[d](ones, (w != 0).double(), None, s, p, adj, groups, dl)[0]
+        assert torch.equal(closed.contiguous(), adjoint), (d, c_in, c_out, groups, k, s, p, dl)
+
+
+class _Rewrites(nn.Module):
+    """Spikes that an in-place op rewrites before a convolution reads them."""
+
+    def __init__(self):
+        super().__init__()
+        self.lif = faithful_lif()
+        self.conv = layer.Conv2d(1, 2, 1, bias=False, step_mode="m")
+
+    def forward(self, x):
+        s = self.lif(x)
+        s.mul_(3)
+        return self.conv(s)
+
+
+def _spikes_emitted(net, x):
+    """Spikes each neuron emits in a plain forward (hooks outside profile(): their own ops
+    would be counted)."""
+    from spikingjelly.activation_based import functional
+
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, a, out: seen.append(out.abs().sum().item()))
+             for m in net.modules() if type(m).__name__ == "FaithfulLIF"]
+    with torch.no_grad():
+        net(x)
+    functional.reset_net(net)
+    for h in hooks:
+        h.remove()
+    return sum(seen)
+
+
+class TwoSpikeNode(base.MemoryModule):
+    """A multi-spike neuron: emits 0 or 2 (not a {0, 1} spike tensor)."""
+
+    def forward(self, x):
+        return (x > 1).to(x.dtype) * 2
+
+
+class _Graded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.node = TwoSpikeNode()
+        self.conv = layer.Conv2d(1, 2, 1, bias=False, step_mode="m")
+
+    def forward(self, x):
+        return self.conv(self.node(x))
+
+
+def test_spikes_are_counted_as_the_neuron_emitted_them():
+    net, x = _Rewrites().eval(), torch.rand(2, 4, 1, 4, 4) * 3
+    r = profile(net, x)
+    assert r.totals["spikes"] * 4 == _spikes_emitted(net, x)  # before the in-place * 3
+    assert r.totals["mac"] > 0 and r.totals["ac"] == 0  # the conv read 0/3 values: MACs
+    net, x = _spiking_block(), torch.rand(2, 4, 1, 8, 8) * 4
+    r = profile(net, x)  # here the convolutions count the spikes, exactly
+    assert r.totals["spikes"] * 4 == _spikes_emitted(net, x) > 0
+    net, x = _Graded().eval(), torch.rand(2, 4, 1, 4, 4) * 3
+    r = profile(net, x)  # a convolution reads them, but they are not {0, 1}: unit events
+    assert r.totals["spikes"] * 4 == ((x > 1).sum() * 2).item() > 0
+    assert r.totals["mac"] > 0 and r.totals["ac"] == 0
+
+
+def test_a_layer_that_raises_leaves_no_hooks_and_the_next_call_counts():
+    from torch.nn.modules import module as nn_module
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    good = profile(net, x)
+    with pytest.raises(RuntimeError):
+        profile(net, torch.rand(2, 3, 2, 8, 8))  # two channels into a one-channel conv
+    assert not nn_module._global_forward_pre_hooks and not nn_module._global_forward_hooks
+    assert len(_get_current_dispatch_mode_stack()) == 0
+    assert profile(net, x).to_dict() == good.to_dict()

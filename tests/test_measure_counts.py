@@ -245,15 +245,34 @@ class _OperatorPathOnly(dict):
         return None
 
 
-@pytest.mark.parametrize("attention", ["none", "dta", "tcja"])
-def test_layers_counted_from_hooks_equal_the_operator_path(monkeypatch, attention):
-    from dta.measure import counter
-    from dta.models import create_model, repeat_static
+def _ms_resnet18(attention):
+    def build():
+        from dta.models import create_model, repeat_static
+
+        torch.manual_seed(0)
+        net = create_model("ms_resnet18", attention=attention, T=3, num_classes=10,
+                           in_channels=1, width=8)
+        return net, repeat_static(torch.rand(2, 1, 8, 8) * 3, 3)
+    return build
+
+
+def _sj_resnet18():
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.model import spiking_resnet
 
     torch.manual_seed(0)
-    net = create_model("ms_resnet18", attention=attention, T=3, num_classes=10, in_channels=1,
-                       width=8)
-    x = repeat_static(torch.rand(2, 1, 8, 8) * 3, 3)
+    net = spiking_resnet.spiking_resnet18(spiking_neuron=neuron.IFNode, num_classes=10)
+    functional.set_step_mode(net, "m")  # conv, BN, max-pool and linear wrappers, IF neurons
+    return net, torch.rand(2, 2, 3, 32, 32) * 5
+
+
+@pytest.mark.parametrize("build", [_ms_resnet18("none"), _ms_resnet18("dta"),
+                                   _ms_resnet18("tcja"), _sj_resnet18],
+                         ids=["ms18-none", "ms18-dta", "ms18-tcja", "spiking_resnet18"])
+def test_layers_counted_from_hooks_equal_the_operator_path(monkeypatch, build):
+    from dta.measure import counter
+
+    net, x = build()
     fast = profile(net, x)
     fast = profile(net, x)  # the second call: recipes learned, caches warm
     assert "convolution" in counter._RECIPES.values()  # so the layers were counted from hooks

@@ -47,6 +47,7 @@ vectors and the dense-count constants of each input shape.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -90,6 +91,15 @@ def is_neuron(module: nn.Module) -> bool:
             issubclass(cls, base.MemoryModule) and cls.__name__.endswith("Node"))
         _NEURON_TYPES[cls] = known
     return known
+
+
+class Rows(dict):
+    """Count rows: column name -> ``[R]`` array, with a memo of what is computed from them
+    (:func:`dta.measure.traffic.canonical_bytes`); the arrays are not to be modified."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.memo: dict = {}
 
 
 @dataclass
@@ -187,7 +197,9 @@ class _ModelState:
         self.leaky: dict[int, bool] = {}
         self.module_types: dict[str, str] = {}
         self.fast: dict[int, tuple] = {}  # id(module) -> fast-path kind and static arguments
+        self.roles: dict[int, object] = {}
         self.derived: dict = {}  # report-side structures of this module tree (components)
+        self.work: dict = {}  # (thread, dtype[, shape]) -> CPU work tensor [view], kept
         self.param_key: tuple | None = None  # (id, numel) of every parameter, in order
         self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
@@ -208,6 +220,8 @@ class _ModelState:
         # hooks (whether the instance can is checked at each call)
         table = _fast_types()
         self.fast = {id(m): table[type(m)] for _, m in named if type(m) in table}
+        # what the hooks do per module: nothing (None), a neuron, or a leaf layer's spec
+        self.roles = {**self.fast, **dict.fromkeys(self.neuron_ids, _NEURON)}
         self.derived = {}
         self.param_key = None
         self.own_params = {}
@@ -251,6 +265,10 @@ def _fast_types() -> dict:
             table[cls] = ("conv", d, False)
         for d, cls in enumerate((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), start=1):
             table[cls] = ("bn", d, False)
+        for d, cls in enumerate((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), start=1):
+            table[cls] = ("maxpool", d, False)
+        for cls in _sj_types("MaxPool"):
+            table[cls] = ("maxpool", int(cls.__name__[-2]), True)
         for cls in _sj_types("Conv"):
             table[cls] = ("conv", int(cls.__name__[-2]), True)
         for cls in _sj_types("BatchNorm"):
@@ -267,6 +285,9 @@ def _fast_types() -> dict:
 #: -> the ATen operator the layer runs (``None``: not one counted operator, keep the
 #: operator-level path). Learned per process from the first call of each configuration.
 _RECIPES: dict[tuple, str | None] = {}
+_WORK_BYTES = 64 << 20  # largest work tensor kept with a model
+_WORK_MIN = 128 << 10  # smaller temporaries come from the heap: no work tensor
+_NEURON = object()  # role of a neuron module
 
 # The dispatch-mode stack, through torch's C functions when present (what torch's Python
 # wrappers call for a mode without a dispatch key, at a quarter of the cost).
@@ -316,7 +337,7 @@ class OpCounter(TorchDispatchMode):
         self.fold_bn = fold_bn
         self.state = state if state is not None else model_state(model)
         self.names = self.state.names
-        self._fast = self.state.fast
+        self._roles = self.state.roles
         self.neuron_ids = self.state.neuron_ids
         self._leaky = self.state.leaky
         self._fanout = self.state.weights if fanout_cache is None else fanout_cache
@@ -333,6 +354,7 @@ class OpCounter(TorchDispatchMode):
         # classified in this pass. A dead reference means the address was reused: unclassified.
         self._classes: dict[int, tuple] = {}
         self._param_ptrs: dict[int, torch.Tensor] = {}
+        self._thread = threading.get_ident()
         self._seq = 0
         # events, in call order (seq): synaptic, element-wise and neuron records
         self._syn: list[tuple] = []
@@ -343,6 +365,8 @@ class OpCounter(TorchDispatchMode):
         # The last neuron output whose spikes are not counted yet: (storage pointer, tensor,
         # index into _neu_t, steps). A convolution that reads it counts them for free.
         self._pending: tuple | None = None
+        # the last convolution input measured: (storage, version, layout, groups) -> counts
+        self._last_input: tuple | None = None
         self.unsupported: Counter = Counter()
         self.folded: list[str] = []
         self._hooks: list = []
@@ -352,6 +376,28 @@ class OpCounter(TorchDispatchMode):
         """Number of recorded events (counted ops and neuron calls)."""
         return self._seq
 
+    def _work(self, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+        """A CPU work tensor shaped like ``like``, reused between calls on this model (up to
+        ``_WORK_BYTES``): large temporaries would otherwise be mapped and faulted in anew,
+        at a cost that depends on the allocator's history. None on other devices."""
+        if like.device.type != "cpu":
+            return None
+        shape = like.shape
+        work = self.state.work
+        view = work.get((self._thread, dtype, shape))
+        if view is not None:
+            return view
+        n = like.numel()
+        if n * dtype.itemsize > _WORK_BYTES:
+            return torch.empty(shape, dtype=dtype)
+        buf = work.get((self._thread, dtype))
+        if buf is None or buf.numel() < n:
+            for key in [k for k in work if k[:2] == (self._thread, dtype)]:
+                del work[key]  # views of the old buffer
+            buf = work[self._thread, dtype] = torch.empty(max(n, 1 << 16), dtype=dtype)
+        view = work[self._thread, dtype, shape] = buf[:n].view(shape)
+        return view
+
     def _mark(self, x: torch.Tensor, cls: int) -> None:
         try:
             storage = x.untyped_storage()
@@ -359,12 +405,12 @@ class OpCounter(TorchDispatchMode):
         except (RuntimeError, AttributeError, NotImplementedError, TypeError):
             pass
 
-    def _class_of(self, x: torch.Tensor) -> int:
+    def _class_of(self, x: torch.Tensor, ptr: int | None = None) -> int:
         """SPIKE for bool tensors and storages known to hold spikes, ACT for activation
         outputs, else REAL. A lookup, never a synchronisation."""
         if x.dtype == torch.bool:
             return SPIKE
-        entry = self._classes.get(_ptr(x))
+        entry = self._classes.get(_ptr(x) if ptr is None else ptr)
         if entry is not None and entry[0]() is not None:
             return entry[1]
         return REAL
@@ -381,15 +427,16 @@ class OpCounter(TorchDispatchMode):
         key = id(module)
         name = self.names.get(key)
         self._stack.append(name if name is not None else type(module).__name__)
-        if key in self.neuron_ids:
+        role = self._roles.get(key)
+        if role is None:
+            return
+        if role is _NEURON:
             self._opaque += 1
             self._step_out()
             if self._pending is not None:
                 self._settle()
-        elif not self._opaque:
-            spec = self._fast.get(key)
-            if spec is not None and args and isinstance(args[0], torch.Tensor):
-                self._enter_layer(module, key, spec, args[0])
+        elif not self._opaque and args and isinstance(args[0], torch.Tensor):
+            self._enter_layer(module, key, role, args[0])
 
     def _enter_layer(self, module, key: int, spec: tuple, x: torch.Tensor) -> None:
         """A leaf layer starts: count it from its hooks if its configuration is known to run
@@ -398,12 +445,15 @@ class OpCounter(TorchDispatchMode):
         state = module.__dict__
         # An instance that replaced forward or has hooks of its own keeps the operator path
         # (a pre-hook may change the input or compute the weight, and ops of its own).
-        if "forward" in state or module._forward_pre_hooks or module._forward_hooks:
+        if "forward" in state or state["_forward_pre_hooks"] or state["_forward_hooks"]:
             return
-        if kind == "conv" and (state["padding_mode"] != "zeros"
-                               or isinstance(state["padding"], str)):
-            return
-        mode = getattr(module, "step_mode", "s") if wrapper else "s"
+        if kind == "conv":
+            if state["padding_mode"] != "zeros" or isinstance(state["padding"], str):
+                return
+        elif kind == "maxpool":
+            if state["return_indices"]:
+                return
+        mode = (state.get("_step_mode") or getattr(module, "step_mode", "s")) if wrapper else "s"
         rank = x.dim()
         training = state["training"]
         if kind == "linear":
@@ -411,24 +461,37 @@ class OpCounter(TorchDispatchMode):
                 return
         elif rank != (d + 3 if mode == "m" else d + 2):
             return
-        elif kind == "bn" and (training or module._buffers.get("running_mean") is None):
+        elif kind == "bn" and (training or state["_buffers"].get("running_mean") is None):
             return
         recipe = (kind, type(module), mode, rank, x.dtype, x.device.type,
-                  module._parameters.get("bias") is not None, x.is_contiguous(),
+                  state["_parameters"].get("bias") is not None, x.is_contiguous(),
                   torch.is_grad_enabled(), training)
         name = _RECIPES.get(recipe, "")
         if name:  # known single operator: count from the hooks
             self._opaque += 1
             self._step_out()
-            if self._pending is not None and not (kind == "conv"
-                                                  and _ptr(x) == self._pending[0]):
-                self._settle()  # a convolution reading it counts the spikes
             pre = None
             if kind == "conv":  # read the input now, while it is still in the cache
                 xa = x.flatten(0, 1) if mode == "m" else x
-                binary = rules.is_binary(xa, head=self._class_of(xa) != SPIKE)
+                ptr = _ptr(xa)
+                if self._pending is not None and ptr != self._pending[0]:
+                    self._settle()  # only a convolution reading them counts the spikes
+                spikes = self._class_of(xa, ptr) == SPIKE
                 groups = self._groups(xa.shape[0])
-                pre = (binary, groups, rules.active_counts(xa, groups, binary))
+                seen = (ptr, xa._version, xa.shape, xa.stride(), xa.storage_offset(), groups)
+                if self._last_input is not None and self._last_input[0] == seen:
+                    binary, active = self._last_input[1]  # read again (a downsample branch)
+                else:
+                    big = xa.numel() * xa.element_size() >= _WORK_MIN
+                    binary = rules.is_binary(xa, head=not spikes,
+                                             work=self._work(xa, xa.dtype) if big else None)
+                    active = rules.active_counts(xa, groups, binary, self._work(
+                        xa, torch.bool) if big and not binary else None)
+                    # keeping the tensor keeps its storage: the address cannot be reused
+                    self._last_input = (seen, (binary, active), xa)
+                pre = (xa, ptr, spikes, binary, groups, active)
+            elif self._pending is not None:
+                self._settle()
             self._frames.append((key, "fast", spec, name, mode, pre))
         elif name == "":  # first call of this configuration: learn it
             self._frames.append((key, "learn", spec, recipe, self._seq,
@@ -437,7 +500,10 @@ class OpCounter(TorchDispatchMode):
     def _post_hook(self, module, args, output):
         key = id(module)
         name = self._stack.pop() if self._stack else type(module).__name__
-        if key in self.neuron_ids:
+        role = self._roles.get(key)
+        if role is None:
+            return
+        if role is _NEURON:
             self._opaque = max(0, self._opaque - 1)
             if self._opaque == 0:
                 if isinstance(output, torch.Tensor) and args:
@@ -474,9 +540,14 @@ class OpCounter(TorchDispatchMode):
         self._neu.append((self._seq, name, numel, steps, state or numel // steps,
                           self._leaky.get(id(module), False)))
         self._neu_t.append(None)
-        self._pending = (_ptr(out), out, len(self._neu_t) - 1, steps)
+        try:
+            storage = out.untyped_storage()
+            ptr = storage.data_ptr()
+            self._classes[ptr] = (weakref.ref(storage), SPIKE)
+        except (RuntimeError, AttributeError, NotImplementedError, TypeError):
+            ptr = -1
+        self._pending = (ptr, out, len(self._neu_t) - 1, steps)
         self._seq += 1
-        self._mark(out, SPIKE)
 
     def _settle(self) -> None:
         """Count the pending neuron output's spikes (before anything can write to it)."""
@@ -487,7 +558,11 @@ class OpCounter(TorchDispatchMode):
             with torch.no_grad():
                 # Spikes = sum of |s|: the count for {0, 1} spikes, unit events for integer
                 # (multi-spike) neurons, both signs for ternary ones.
-                self._neu_t[index] = out.detach().reshape(steps, -1).float().abs().sum(1)
+                s = out.detach().reshape(steps, -1).float()
+                if s.numel() and s.amin().item() >= 0:  # no negative spikes: no |.| pass
+                    self._neu_t[index] = s.sum(1)
+                else:
+                    self._neu_t[index] = s.abs().sum(1)
         finally:
             self._opaque -= 1
 
@@ -516,19 +591,20 @@ class OpCounter(TorchDispatchMode):
         return x.flatten(0, 1) if mode == "m" else x
 
     def _count_layer(self, frame: tuple, module, scope: str, x, out) -> None:
-        """Count a leaf layer with the arguments its ATen operator receives."""
+        """Count a leaf layer with the arguments its ATen operator receives (a multi-step
+        wrapper's operator sees ``[T*B, ...]``: the same storage and elements)."""
         _, _, (kind, d, _), op_name, mode, pre = frame
         params = module._parameters
         if kind == "conv":
-            if mode == "m":
-                x, out = x.flatten(0, 1), out.flatten(0, 1)
-            self._conv(scope, op_name, (x, params["weight"], params.get("bias"), module.stride,
-                                        module.padding, module.dilation, False,
+            self._conv(scope, op_name, (pre[0], params["weight"], params.get("bias"),
+                                        module.stride, module.padding, module.dilation, False,
                                         _ZEROS[d], module.groups), out, pre)
         elif kind == "bn":
-            if mode == "m":
-                x, out = x.flatten(0, 1), out.flatten(0, 1)
-            self._batch_norm(scope, op_name, (x, params.get("weight"), params.get("bias")), out)
+            self._batch_norm(scope, op_name, (x, params.get("weight"), params.get("bias")), out,
+                             channels=x.shape[2] if mode == "m" else x.shape[1])
+        elif kind == "maxpool":
+            window = rules.pool_kernel(op_name, (x, module.kernel_size), out)
+            self._element(scope, op_name, {"other": out.numel() * (window - 1)}, (x,), out)
         else:
             if x.dim() != 2:
                 x = x.flatten(0, -2)
@@ -561,9 +637,11 @@ class OpCounter(TorchDispatchMode):
                     if e[2] in ops and e[4] == rows and e[7] == xa.numel() and e[12] == n_out \
                             and e[10]:
                         name = e[2]
-                elif kind == "bn" and self._el and self._el[-1][0] == seq0:
+                elif kind in ("bn", "maxpool") and self._el and self._el[-1][0] == seq0:
                     e = self._el[-1]
-                    if getattr(aten, e[2], None) in rules.BATCH_NORM_OPS:
+                    ops = rules.BATCH_NORM_OPS if kind == "bn" else rules.MAX_POOL_OPS
+                    if getattr(aten, e[2], None) in ops and (
+                            kind == "bn" or rules.pool_kernel(e[2], (x, module.kernel_size), out)):
                         name = e[2]
         finally:
             _RECIPES[recipe] = name
@@ -607,6 +685,7 @@ class OpCounter(TorchDispatchMode):
             self._frames = []
             self._opaque = 0
             self._classes = {}
+            self._last_input = None
 
     # -- dispatch --------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -674,7 +753,7 @@ class OpCounter(TorchDispatchMode):
         else:
             self.unsupported[f"{scope}: {func}"] += 1
 
-    def _batch_norm(self, scope: str, name: str, args, out) -> None:
+    def _batch_norm(self, scope: str, name: str, args, out, channels: int | None = None) -> None:
         x = args[0]
         had_bias = self._synaptic_storage.get(_ptr(x)) if self.fold_bn else None
         if had_bias is not None and name.endswith(
@@ -682,7 +761,8 @@ class OpCounter(TorchDispatchMode):
             self.folded.append(scope)
             # Folded: the shift becomes the conv's bias, read once per output element.
             self._el.append((self._seq, scope, name, {}, False, (0, 0, 0), 0,
-                             0 if had_bias else x.numel(), (0, 0, 0), 2 * x.shape[1]))
+                             0 if had_bias else x.numel(), (0, 0, 0),
+                             2 * (x.shape[1] if channels is None else channels)))
             self._seq += 1
         else:
             n = x.numel()
@@ -725,7 +805,7 @@ class OpCounter(TorchDispatchMode):
         classes = {}
         binary = False
         for i, t in factors:  # short-circuits: one spike factor makes the product a select
-            if rules.is_binary(t):
+            if rules.is_binary(t, head=self._class_of(t) != SPIKE):
                 binary = True
                 classes[i] = SPIKE
                 self._mark(t, SPIKE)
@@ -760,6 +840,8 @@ class OpCounter(TorchDispatchMode):
         return value
 
     def _conv(self, scope: str, name: str, args, out, pre: tuple | None = None) -> None:
+        """``pre``: (input, its storage pointer, whether it is known to hold spikes, binary,
+        groups, active counts) measured by the layer's pre-hook."""
         x, w, bias = args[0], args[1], args[2]
         stride, padding, dilation, transposed, output_padding, groups = args[3:9]
         x_shape = tuple(x.shape)
@@ -782,17 +864,18 @@ class OpCounter(TorchDispatchMode):
             binary = rules.is_binary(x)
             groups = self._groups(n)
             active = rules.active_counts(x, groups, binary)
+            in_class = self._input_class(x, binary)
         else:  # measured by the layer's pre-hook
-            binary, groups, active = pre
-        per_group = active @ fan
+            _, ptr, spikes, binary, groups, active = pre
+            in_class = SPIKE if spikes else self._input_class(x, binary)
+        per_group = active @ fan  # exact: integer products and sums below 2**53
         nnz = active.sum(1) if binary else None
         if self._pending is not None:
             self._resolve(x, binary, groups, nnz)
         has_bias = isinstance(bias, torch.Tensor)
         n_out = out.numel()
         self._syn.append((
-            self._seq, scope, name, binary, n, dense,
-            self._input_class(x, binary), x.numel(), REAL, 0, True,
+            self._seq, scope, name, binary, n, dense, in_class, x.numel(), REAL, 0, True,
             n_out if has_bias else 0, n_out,
             w.numel() + (bias.numel() if has_bias else 0),
             fanout, fanout_ops, 0 if binary else kernel_words * n))
@@ -914,8 +997,9 @@ class OpCounter(TorchDispatchMode):
             self._fill_neurons(M, mask, layer, op, t_single, take)
 
         flat_mask = mask.reshape(-1)
-        data = M.reshape(E * T, len(ROW_COLUMNS))[flat_mask]
-        rows = {name: data[:, i] for i, name in enumerate(ROW_COLUMNS)}
+        # one contiguous array per column: the report reads columns
+        data = np.ascontiguousarray(M.reshape(E * T, len(ROW_COLUMNS))[flat_mask].T)
+        rows = Rows(zip(ROW_COLUMNS, data))
         for name in FLAG_COLUMNS:
             rows[name] = rows[name] != 0
         row_event = np.repeat(np.arange(E), T)[flat_mask]
@@ -1015,20 +1099,20 @@ class OpCounter(TorchDispatchMode):
     def _fill_elementwise(self, M, layer, op, kinds, t_single_all, own) -> None:
         B = self.B
         el = self._el
-        seq = np.array([e[0] for e in el], dtype=np.int64)
-        whole = np.zeros((len(el), len(_EL_COLS)))
-        for i, e in enumerate(el):
+        values = []
+        kind_index = {k: i for i, k in enumerate(rules.KINDS)}
+        for e in el:
             s, scope, name, counts, binary, reads, w_reads, b_reads, writes, _ = e
             layer[s], op[s] = scope, name
             if binary:
                 counts = {"select": sum(counts.values())}
             kinds[s] = tuple(k for k, v in counts.items() if v != 0)
-            row = whole[i]
+            row = [0, 0, 0, 0, w_reads, b_reads, *reads, *writes]
             for k, v in counts.items():
-                row[rules.KINDS.index(k)] = v
-            row[4], row[5] = w_reads, b_reads
-            row[6:9] = reads
-            row[9:12] = writes
+                row[kind_index[k]] = v
+            values.append(row)
+        seq = np.array([e[0] for e in el], dtype=np.int64)
+        whole = np.array(values, dtype=np.float64)
         capacity = np.array([float(own.get(e[1]) or e[9]) for e in el], dtype=np.float64)
         rows = np.zeros((len(el), self.T, len(ROW_COLUMNS)))
         rows[:, :, _EL_COLS] = self._spread(whole, t_single_all[seq]) / B
@@ -1037,23 +1121,45 @@ class OpCounter(TorchDispatchMode):
 
     def _fill_neurons(self, M, mask, layer, op, t_single_all, take) -> None:
         T, B = self.T, self.B
-        for e, spikes_t in zip(self._neu, self._neu_t):
-            s, scope, numel, steps, state_words, leaky = e
-            layer[s], op[s] = scope, "neuron"
-            spikes = take(spikes_t)
-            row = M[s]
-            if steps == T:
-                neurons = numel // T
-                row[:, _COL["spikes"]] = spikes / B
-            else:
-                neurons = numel
-                t = int(t_single_all[s]) if t_single_all[s] >= 0 else 0
-                mask[s] = False
-                mask[s, t] = True
-                row[t, _COL["spikes"]] = spikes[0] / B
-            row[:, _COL["neuron_updates"]] = neurons / B
-            row[:, _COL["s_reads"]] = state_words / B
-            row[:, _COL["s_writes"]] = state_words / B
-            row[:, _COL["in_real"]] = neurons / B
-            row[:, _COL["out_spike"]] = neurons / B
-            row[:, _COL["leaky"]] = leaky
+        neu = self._neu
+        for e in neu:
+            layer[e[0]], op[e[0]] = e[1], "neuron"
+        seq = np.array([e[0] for e in neu], dtype=np.int64)
+        numel, steps, state_words = (np.array([e[i] for e in neu], dtype=np.int64)
+                                     for i in (2, 3, 4))
+        leaky = np.array([e[5] for e in neu], dtype=bool)
+        multi = steps == T  # one call over [T, ...]: a spike count per step
+        if multi.all():  # the spike counts are consecutive: T per neuron call
+            spikes = take(_Span(len(neu) * T)).reshape(len(neu), T)
+        else:
+            spikes = np.zeros((len(neu), T))
+            for i, n in enumerate(steps.tolist()):
+                got = take(_Span(n))
+                if multi[i]:
+                    spikes[i] = got
+                else:  # a call on one step: its step in single-step mode, else 0
+                    t = max(int(t_single_all[seq[i]]), 0)
+                    spikes[i, t] = got[0]
+                    mask[seq[i]] = False
+                    mask[seq[i], t] = True
+        neurons = np.where(multi, numel // T, numel) / B
+        rows = np.zeros((len(neu), T, len(ROW_COLUMNS)))
+        rows[:, :, _COL["spikes"]] = spikes / B
+        for col in ("neuron_updates", "in_real", "out_spike"):
+            rows[:, :, _COL[col]] = neurons[:, None]
+        rows[:, :, _COL["s_reads"]] = (state_words / B)[:, None]
+        rows[:, :, _COL["s_writes"]] = (state_words / B)[:, None]
+        rows[:, :, _COL["leaky"]] = leaky[:, None]
+        M[seq] = rows
+
+
+class _Span:
+    """A stand-in with ``numel()`` for taking ``n`` consecutive values off the host copy."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def numel(self) -> int:
+        return self.n

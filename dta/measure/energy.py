@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
@@ -190,10 +191,16 @@ class Hierarchy(MemoryPrice):
 
     def pj_per_bit(self, size_bytes) -> np.ndarray:
         """pJ per bit of a datum set of ``size_bytes`` (array-like)."""
-        size = np.asarray(size_bytes, dtype=np.float64)
+        sizes, per_bit = self._level_arrays
+        return per_bit[np.searchsorted(sizes, np.asarray(size_bytes, dtype=np.float64),
+                                       side="left")]
+
+    @cached_property
+    def _level_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Level sizes, and pJ per bit of each level then of DRAM."""
         sizes = np.array([s for s, _ in self.levels], dtype=np.float64)
         prices = np.array([p for _, p in self.levels] + [self.dram_pj], dtype=np.float64)
-        return prices[np.searchsorted(sizes, size, side="left")] / self.access_bits
+        return sizes, prices / self.access_bits
 
     def bytes_moved(self, rows, word_bits, act_bits=None):
         return sum(canonical_bytes(rows, word_bits, act_bits).values())
@@ -402,9 +409,14 @@ class Lemaire2022(EnergyModel):
 
     def pj_per_byte(self, size_bytes) -> np.ndarray:
         """Interpolated pJ per byte of a buffer of ``size_bytes`` (clamped to the breakpoints)."""
+        xs, ys = self._breakpoint_arrays
+        return np.interp(np.asarray(size_bytes, dtype=np.float64), xs, ys)
+
+    @cached_property
+    def _breakpoint_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         xs = np.array([x for x, _ in self.memory_breakpoints])
         ys = np.array([y for _, y in self.memory_breakpoints]) / 4.0  # per 32-bit access
-        return np.interp(np.asarray(size_bytes, dtype=np.float64), xs, ys)
+        return xs, ys
 
     def lowbit_mac_pj(self, bits: int) -> float:
         return min(check_bits(bits, "activation width") * self.e_add, self.e_mul + self.e_add)

@@ -486,11 +486,20 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
     chosen_rows = {}
+    computed: dict = {}  # prices -> compute pJ per row, for models that price compute alike
+
+    def compute_of(mm: EnergyModel) -> np.ndarray:
+        if type(mm).compute_pj is not EnergyModel.compute_pj:
+            return mm.compute_pj(rows)
+        key = (mm.e_mac, mm.e_ac, mm.e_other, mm.e_select, mm.e_neuron)
+        if key not in computed:
+            computed[key] = mm.compute_pj(rows)
+        return computed[key]
 
     def energy_of(name: str) -> dict:
         m = get_energy_model(name)
         mm = m.for_network(has_neurons)
-        c_pj = mm.compute_pj(rows)
+        c_pj = compute_of(mm)
         if mm.compute_only:
             m_pj, moved = None, None
         else:

@@ -66,7 +66,7 @@ def nonzero(x: torch.Tensor, binary: bool) -> torch.Tensor:
     return _as_float(x) if binary else indicator(x)
 
 
-def is_binary(x: torch.Tensor, head: bool = True) -> bool:
+def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = None) -> bool:
     """Every element of ``x`` is 0 or 1 (spikingjelly's spike-tensor rule), exactly.
 
     ``sum(|x - x*x|) == 0``: ``fl(x*x) == x`` only at 0 and 1 (below 1 the square
@@ -75,7 +75,8 @@ def is_binary(x: torch.Tensor, head: bool = True) -> bool:
     and a sum of non-negative terms cannot cancel (NaN and inf make it non-zero).
     One pass over ``x`` and one host synchronisation (the answer picks the
     cheaper counting path). ``head=False`` skips the look at the first elements
-    (for tensors expected to hold spikes).
+    (for tensors expected to hold spikes); ``work``: a tensor shaped like ``x`` of
+    its dtype to write ``x - x*x`` into (instead of a new one).
     """
     if x.dtype == torch.bool:
         return True
@@ -89,13 +90,18 @@ def is_binary(x: torch.Tensor, head: bool = True) -> bool:
         head = xf.view(-1)[:_HEAD]
         if torch.addcmul(head, head, head, value=-1).abs_().sum().item() != 0:
             return False
-    return torch.addcmul(xf, xf, xf, value=-1).abs_().sum().item() == 0
+    if work is not None and xf is x:
+        d = torch.addcmul(xf, xf, xf, value=-1, out=work)
+    else:
+        d = torch.addcmul(xf, xf, xf, value=-1)
+    return d.abs_().sum().item() == 0
 
 
 _HEAD = 1024
 
 
-def active_counts(x: torch.Tensor, groups: int, binary: bool) -> torch.Tensor:
+def active_counts(x: torch.Tensor, groups: int, binary: bool,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
     """``[groups, features]`` float64 counts of nonzero rows per feature.
 
     ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
@@ -103,12 +109,13 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool) -> torch.Tensor:
     is its own indicator (summed in float32); other inputs are counted through
     their nonzero mask (one byte per element, summed in int32; NaN counts as
     nonzero). Counts are at most N, exact, then widened for the dot product with
-    the fan-out so sums of up to 2**53 stay exact.
+    the fan-out so sums of up to 2**53 stay exact. ``mask``: a bool tensor shaped
+    like ``x`` to write the nonzero mask into (instead of a new one).
     """
     n = x.shape[0]
     if binary:
         return x.reshape(groups, n // groups, -1).sum(1, dtype=torch.float32).to(torch.float64)
-    mask = x.bool().view(torch.uint8)
+    mask = (mask.copy_(x) if mask is not None else x.bool()).view(torch.uint8)
     return mask.reshape(groups, n // groups, -1).sum(1, dtype=torch.int32).to(torch.float64)
 
 

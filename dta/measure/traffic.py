@@ -113,13 +113,19 @@ def canonical_bytes(rows, word_bits: int, act_bits: int | None = None) -> dict[s
     outputs (default ``word_bits``). Spikes are 1 bit. Returns arrays keyed by
     :data:`BYTE_COLUMNS`.
     """
+    memo = getattr(rows, "memo", None)  # count rows keep what was computed from them
+    if memo is not None and (word_bits, act_bits) in memo:
+        return memo[word_bits, act_bits]
     w = check_bits(word_bits) / 8.0
     a = w if act_bits is None else check_bits(act_bits, "activation width") / 8.0
     col = lambda name: np.asarray(rows[name], dtype=np.float64)  # noqa: E731
-    return {
+    out = {
         "weight_bytes": col("w_reads") * w,
         "bias_bytes": col("b_reads") * w,
         "state_bytes": (col("s_reads") + col("s_writes")) * w,
         "act_read_bytes": col("in_spike") / 8.0 + col("in_act") * a + col("in_real") * w,
         "act_write_bytes": col("out_spike") / 8.0 + col("out_act") * a + col("out_real") * w,
     }
+    if memo is not None:
+        memo[word_bits, act_bits] = out
+    return out

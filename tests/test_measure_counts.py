@@ -376,3 +376,15 @@ def test_a_layer_that_raises_leaves_no_hooks_and_the_next_call_counts():
     assert not nn_module._global_forward_pre_hooks and not nn_module._global_forward_hooks
     assert len(_get_current_dispatch_mode_stack()) == 0
     assert profile(net, x).to_dict() == good.to_dict()
+
+
+def test_what_profile_keeps_does_not_keep_the_model_alive():
+    import gc
+    import weakref
+
+    net = _spiking_block()
+    profile(net, torch.rand(2, 2, 1, 8, 8) * 4)
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None

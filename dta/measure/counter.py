@@ -12,23 +12,27 @@
   by op).
 
 Counts stay as tensors on the model's device until :meth:`OpCounter.finalize`,
-which moves them to the host in one transfer; the only host synchronisation
-during the forward is the spike-tensor test of each synaptic op's input and
-of each product's factors (it picks the counting path). Traffic is computed
-from shapes alone, and whether an operand is a spike tensor or an
-activation-function output is looked up from the storages this pass has
-already classified (a neuron's output, an input found binary, a ReLU's
-output): no extra synchronisation. Counting is for measurement, never for
-timing: latency is measured without it.
+which moves them to the host in one transfer; the only host synchronisations
+during the forward are the spike-tensor test of each synaptic op's input and
+of each product's factors (it picks the counting path) and the sign check of
+spikes that no convolution reads. Traffic is computed from shapes alone, and
+whether an operand is a spike tensor or an activation-function output is
+looked up from the storages this pass has already classified (a neuron's
+output, an input found binary, a ReLU's output): no extra synchronisation.
+A neuron's spikes per step are the nonzeros the convolution reading its
+{0, 1} output counts anyway; otherwise they are counted before any op can
+write to them. Counting is for measurement, never for timing: latency is
+measured without it.
 
-Leaf layers. A convolution, linear or eval-mode BatchNorm module (``torch.nn``
-or spikingjelly's step-mode wrappers, unmodified) is counted from its module
-hooks with the dispatch mode stepped out while it runs: the counts come from
-the same rule code, called with the arguments its single ATen operator
-receives, so the numbers are those of the operator-level path. Which operator
-that is (its name in reports) is learned from the first call of each
-configuration, which goes through the dispatcher and must produce exactly that
-one counted operator; any other configuration keeps the operator-level path.
+Leaf layers. A convolution, linear, max-pool or eval-mode BatchNorm module
+(``torch.nn`` or spikingjelly's step-mode wrappers, unmodified) is counted
+from its module hooks with the dispatch mode stepped out while it runs: the
+counts come from the same rule code, called with the arguments its single
+ATen operator receives, so the numbers are those of the operator-level path.
+Which operator that is (its name in reports) is learned from the first call
+of each configuration, which goes through the dispatcher and must produce
+exactly that one counted operator; any other configuration, and any instance
+with hooks or a forward of its own, keeps the operator-level path.
 
 Time steps. The input is ``[T, B, ...]``. A synaptic op whose input has
 ``T*B`` rows (spikingjelly's multi-step layers flatten ``[T, B]``) is split
@@ -39,9 +43,11 @@ channels, ...) is split evenly over the T steps. Per-step counts always sum
 to the total.
 
 Caches (attached to the model, dropped with it): module names and types,
-and per weight (keyed by the tensor, its ``_version`` and its storage, so an
+own-parameter counts, CPU work tensors for the spike test (up to 64 MB), and
+per weight (keyed by the tensor, its ``_version`` and its storage, so an
 in-place update, ``load_state_dict`` or a new tensor misses) the fan-out
-vectors and the dense-count constants of each input shape.
+vectors and dense-count constants of each input shape. Per process: which
+ATen operator each configuration of leaf layer runs.
 """
 
 from __future__ import annotations
@@ -72,7 +78,6 @@ ROW_COLUMNS = (*TRAFFIC_FIELDS, "param_words", "synaptic", "conv", "leaky", "spi
 FLAG_COLUMNS = ("synaptic", "conv", "leaky")
 _COL = {name: i for i, name in enumerate(ROW_COLUMNS)}
 _IN_COLS = (_COL["in_spike"], _COL["in_act"], _COL["in_real"])  # indexed by SPIKE/ACT/REAL
-_OUT_COLS = (_COL["out_spike"], _COL["out_act"], _COL["out_real"])
 _EL_COLS = [_COL[k] for k in (*rules.KINDS, "w_reads", "b_reads", "in_spike", "in_act",
                               "in_real", "out_spike", "out_act", "out_real")]
 
@@ -192,7 +197,8 @@ class _ModelState:
     def __init__(self):
         self.key: tuple | None = None
         self.names: dict[int, str] = {}
-        self.modules: dict[str, nn.Module] = {}
+        self.modules: dict[str, nn.Module] = {}  # submodules by name
+        self.root = ""  # the model's own layer name
         self.neuron_ids: set[int] = set()
         self.leaky: dict[int, bool] = {}
         self.module_types: dict[str, str] = {}
@@ -206,12 +212,15 @@ class _ModelState:
 
     def refresh(self, model: nn.Module) -> None:
         named = list(model.named_modules())
-        key = tuple((n, id(m)) for n, m in named)
+        key = tuple((n, id(m), type(m)) for n, m in named)
         if key == self.key:
             return
         self.key = key
         self.names = {id(m): n or type(m).__name__ for n, m in named}
-        self.modules = {n or type(m).__name__: m for n, m in named}
+        # the submodules by name; not the model itself (this state is a value of a weak
+        # dictionary keyed by the model: a reference to it would keep it alive)
+        self.modules = {n: m for n, m in named if m is not model}
+        self.root = next((n or type(m).__name__ for n, m in named if m is model), "")
         neurons = [m for _, m in named if is_neuron(m)]
         self.neuron_ids = {id(m) for m in neurons}
         self.leaky = {id(m): hasattr(m, "tau") for m in neurons}
@@ -651,7 +660,7 @@ class OpCounter(TorchDispatchMode):
         self._reset()
         self._param_ptrs = {}
         key = []
-        for m in self.state.modules.values():
+        for m in (self.model, *self.state.modules.values()):
             for p in m._parameters.values():
                 if p is not None:
                     self._param_ptrs[_ptr(p)] = p
@@ -760,9 +769,9 @@ class OpCounter(TorchDispatchMode):
                 ("batch_norm", "no_training", "legit", "functional")):
             self.folded.append(scope)
             # Folded: the shift becomes the conv's bias, read once per output element.
-            self._el.append((self._seq, scope, name, {}, False, (0, 0, 0), 0,
-                             0 if had_bias else x.numel(), (0, 0, 0),
-                             2 * (x.shape[1] if channels is None else channels)))
+            self._el.append((self._seq, scope, name, {}, (
+                0, 0, 0, 0, 0, 0 if had_bias else x.numel(), 0, 0, 0, 0, 0, 0),
+                2 * (x.shape[1] if channels is None else channels)))
             self._seq += 1
         else:
             n = x.numel()
@@ -795,8 +804,11 @@ class OpCounter(TorchDispatchMode):
                 self._mark(y, out_class)
             elif self._classes:  # an in-place op may have overwritten a classified storage
                 self._classes.pop(_ptr(y), None)
-        self._el.append((self._seq, scope, name, counts, binary, tuple(reads), w_reads, 0,
-                         tuple(writes), param_words))
+        if binary:  # a product with a spike tensor: a select per output
+            counts = {"select": sum(counts.values())}
+        self._el.append((self._seq, scope, name, counts, (
+            counts.get("ac", 0), counts.get("mac", 0), counts.get("other", 0),
+            counts.get("select", 0), w_reads, 0, *reads, *writes), param_words))
         self._seq += 1
 
     def _mul(self, scope: str, name: str, args, out) -> None:
@@ -951,19 +963,15 @@ class OpCounter(TorchDispatchMode):
         single_step = bool(self._neu) and all(e[3] == 1 for e in self._neu) and all(
             c == T for c in calls.values()) and T > 1
 
-        # One host transfer for every per-step tensor of the pass.
-        tensors = [t for pair in self._syn_t for t in pair if t is not None] + self._neu_t
+        # One host transfer for every per-step tensor of the pass: ops per group of every
+        # synaptic op, then the nonzeros of those that have them, then the spikes.
+        nnz_of = [i for i, (_, nz) in enumerate(self._syn_t) if nz is not None]
+        tensors = ([pg for pg, _ in self._syn_t] + [self._syn_t[i][1] for i in nnz_of]
+                   + self._neu_t)
         if tensors:  # all 1-d; float32 spike counts are promoted
             flat = torch.cat(tensors).to(torch.float64).cpu().numpy()
         else:
             flat = np.zeros(0)
-        offset = 0
-
-        def take(t):
-            nonlocal offset
-            n = t.numel()
-            offset += n
-            return flat[offset - n:offset]
 
         layer = [""] * E
         op = [""] * E
@@ -988,26 +996,31 @@ class OpCounter(TorchDispatchMode):
         M = np.zeros((E, T, len(ROW_COLUMNS)))
         mask = np.ones((E, T), dtype=bool)
         own = self._own_params()
-
+        used = 0
         if self._syn:
-            self._fill_synaptic(M, layer, op, kinds, t_single, take, own)
+            used = self._fill_synaptic(M, layer, op, kinds, t_single, flat, nnz_of, own)
         if self._el:
             self._fill_elementwise(M, layer, op, kinds, t_single, own)
         if self._neu:
-            self._fill_neurons(M, mask, layer, op, t_single, take)
+            self._fill_neurons(M, mask, layer, op, t_single, flat[used:])
 
-        flat_mask = mask.reshape(-1)
+        if mask.all():
+            rows_te = M.reshape(E * T, len(ROW_COLUMNS))
+            row_event = np.repeat(np.arange(E), T)
+            row_t = np.tile(np.arange(T), E)
+        else:
+            flat_mask = mask.reshape(-1)
+            rows_te = M.reshape(E * T, len(ROW_COLUMNS))[flat_mask]
+            row_event = np.repeat(np.arange(E), T)[flat_mask]
+            row_t = np.tile(np.arange(T), E)[flat_mask]
         # one contiguous array per column: the report reads columns
-        data = np.ascontiguousarray(M.reshape(E * T, len(ROW_COLUMNS))[flat_mask].T)
-        rows = Rows(zip(ROW_COLUMNS, data))
+        rows = Rows(zip(ROW_COLUMNS, np.ascontiguousarray(rows_te.T)))
         for name in FLAG_COLUMNS:
             rows[name] = rows[name] != 0
-        row_event = np.repeat(np.arange(E), T)[flat_mask]
-        row_t = np.tile(np.arange(T), E)[flat_mask]
         return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
                            row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
                            folded_bn=sorted(set(self.folded)),
-                           module_types=dict(self.state.module_types), single_step=single_step)
+                           module_types=self.state.module_types, single_step=single_step)
 
     def _own_params(self) -> dict[str, int]:
         """Parameter elements each layer owns (not counting its children)."""
@@ -1015,7 +1028,7 @@ class OpCounter(TorchDispatchMode):
         modules = self.state.modules
         for s in {e[1] for e in self._syn} | {e[1] for e in self._el}:
             if s not in own:
-                m = modules.get(s)
+                m = self.model if s == self.state.root else modules.get(s)
                 params = {} if m is None else {
                     id(p): p for p in m._parameters.values() if p is not None}
                 own[s] = sum(p.numel() for p in params.values())
@@ -1032,109 +1045,113 @@ class OpCounter(TorchDispatchMode):
             out[single, t_single[single]] = whole[single]
         return out
 
-    def _fill_synaptic(self, M, layer, op, kinds, t_single_all, take, own) -> None:
+    def _fill_synaptic(self, M, layer, op, kinds, t_single_all, flat, nnz_of, own) -> int:
+        """Rows of the synaptic ops; returns how many values of ``flat`` they used."""
         T, B = self.T, self.B
         syn = self._syn
-        seq = np.array([e[0] for e in syn], dtype=np.int64)
+        n = len(syn)
         for e in syn:
             layer[e[0]], op[e[0]] = e[1], e[2]
             kinds[e[0]] = ("ac",) if e[3] else ("mac",)
-        # dense, in_numel, other_numel, bias_numel, out_numel, kernel_words
-        whole = np.array([(e[5], e[7], e[9], e[11], e[12], e[16]) for e in syn],
-                         dtype=np.float64)
-        n_rows = np.array([e[4] for e in syn], dtype=np.int64)
-        exact = n_rows == T * B  # time-major rows: counts split exactly per step
+        # seq, n_rows, dense, in_numel, other_numel, bias_numel, out_numel, kernel_words,
+        # fanout, fanout_ops, binary, in_class, other_class, weight is a parameter
+        static = np.array([(e[0], e[4], e[5], e[7], e[9], e[11], e[12], e[16], e[14], e[15],
+                            e[3], e[6], e[8], e[10]) for e in syn], dtype=np.float64)
+        seq = static[:, 0].astype(np.int64)
+        exact = static[:, 1] == T * B  # time-major rows: counts split exactly per step
+        binary, wparam = static[:, 10] != 0, static[:, 13] != 0
+        in_cls, other_cls = static[:, 11].astype(np.int64), static[:, 12].astype(np.int64)
         ts = np.where(exact, -1, t_single_all[seq])
-        spread = self._spread(whole, ts) / B  # [E, T, 6]
-        counts = np.zeros((len(syn), T))
-        nnz = np.zeros((len(syn), T))
-        for i, (pg, nz) in enumerate(self._syn_t):
-            groups = take(pg)
-            z = take(nz) if nz is not None else None
-            if exact[i]:
-                counts[i] = groups
-                if z is not None:
-                    nnz[i] = z
-            else:
-                total = float(groups.sum()) if len(groups) > 1 else float(groups[0])
-                counts[i] = (total / T) if ts[i] < 0 else 0.0
-                if ts[i] >= 0:
-                    counts[i, ts[i]] = total
-                if z is not None:
-                    zt = float(z.sum()) if len(z) > 1 else float(z[0])
-                    nnz[i] = (zt / T) if ts[i] < 0 else 0.0
-                    if ts[i] >= 0:
-                        nnz[i, ts[i]] = zt
+        spread = self._spread(static[:, [2, 3, 4, 5, 6, 7]], ts) / B  # [E, T, 6]
+
+        # per-step ops and nonzeros: T values for a time-major op, else one to spread
+        size = np.where(exact, T, 1)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]])
+        counts = self._per_step(flat, start, exact, ts)
+        used = int(size.sum())
+        nnz = np.zeros((n, T))
+        if nnz_of:
+            nz_size = size[nnz_of]
+            nz_start = used + np.concatenate([[0], np.cumsum(nz_size)[:-1]])
+            nnz[nnz_of] = self._per_step(flat, nz_start, exact[nnz_of], ts[nnz_of])
+            used += int(nz_size.sum())
         counts /= B
         nnz /= B
-        binary = np.array([e[3] for e in syn], dtype=bool)
-        wparam = np.array([e[10] for e in syn], dtype=bool)
-        in_cls = np.array([e[6] for e in syn], dtype=np.int64)
-        other_cls = np.array([e[8] for e in syn], dtype=np.int64)
-        fanout = np.array([e[14] for e in syn], dtype=np.float64)[:, None]
-        fanout_ops = np.array([e[15] for e in syn], dtype=np.float64)[:, None]
         capacity = np.array([own.get(e[1]) or e[13] for e in syn], dtype=np.float64)
         conv = np.array([e[2] in ("convolution", "_convolution") for e in syn], dtype=bool)
 
-        rows = np.zeros((len(syn), T, len(ROW_COLUMNS)))
+        rows = np.zeros((n, T, len(ROW_COLUMNS)))
         rows[:, :, _COL["ac"]] = np.where(binary[:, None], counts, 0.0)
         rows[:, :, _COL["mac"]] = np.where(binary[:, None], 0.0, counts)
         rows[:, :, _COL["dense_macs"]] = spread[:, :, 0]
         rows[:, :, _COL["w_reads"]] = np.where(wparam[:, None], counts, 0.0)
         rows[:, :, _COL["b_reads"]] = spread[:, :, 3]
-        idx = np.arange(len(syn))
+        idx = np.arange(n)
         in_cols = np.array(_IN_COLS)
         rows[idx, :, in_cols[in_cls]] = spread[:, :, 1]
         rows[idx, :, in_cols[other_cls]] += spread[:, :, 2]
         rows[:, :, _COL["out_real"]] = spread[:, :, 4]
         rows[:, :, _COL["nnz_in"]] = nnz
-        rows[:, :, _COL["ev_mem"]] = nnz * fanout
-        rows[:, :, _COL["ev_ops"]] = nnz * fanout_ops
+        rows[:, :, _COL["ev_mem"]] = nnz * static[:, 8:9]
+        rows[:, :, _COL["ev_ops"]] = nnz * static[:, 9:10]
         rows[:, :, _COL["kernel_words"]] = spread[:, :, 5]
         rows[:, :, _COL["param_words"]] = capacity[:, None]
         rows[:, :, _COL["synaptic"]] = wparam[:, None]
         rows[:, :, _COL["conv"]] = conv[:, None]
         M[seq] = rows
+        return used
+
+    def _per_step(self, flat: np.ndarray, start: np.ndarray, exact: np.ndarray,
+                  ts: np.ndarray) -> np.ndarray:
+        """``[n, T]`` per-step values from ``flat``: the T values at ``start`` of a time-major
+        op, else its one value spread evenly or put at its step ``ts``."""
+        T = self.T
+        out = np.empty((len(start), T))
+        if exact.any():
+            out[exact] = flat[start[exact, None] + np.arange(T)]
+        rest = ~exact
+        if rest.any():
+            total = flat[start[rest]]
+            single = ts[rest]
+            spread = np.repeat((total / T)[:, None], T, axis=1)
+            at = np.nonzero(single >= 0)[0]
+            if len(at):
+                spread[at] = 0.0
+                spread[at, single[at]] = total[at]
+            out[rest] = spread
+        return out
 
     def _fill_elementwise(self, M, layer, op, kinds, t_single_all, own) -> None:
-        B = self.B
         el = self._el
-        values = []
-        kind_index = {k: i for i, k in enumerate(rules.KINDS)}
         for e in el:
-            s, scope, name, counts, binary, reads, w_reads, b_reads, writes, _ = e
-            layer[s], op[s] = scope, name
-            if binary:
-                counts = {"select": sum(counts.values())}
-            kinds[s] = tuple(k for k, v in counts.items() if v != 0)
-            row = [0, 0, 0, 0, w_reads, b_reads, *reads, *writes]
-            for k, v in counts.items():
-                row[kind_index[k]] = v
-            values.append(row)
+            layer[e[0]], op[e[0]] = e[1], e[2]
+            kinds[e[0]] = tuple(k for k, v in e[3].items() if v != 0)
         seq = np.array([e[0] for e in el], dtype=np.int64)
-        whole = np.array(values, dtype=np.float64)
-        capacity = np.array([float(own.get(e[1]) or e[9]) for e in el], dtype=np.float64)
+        # ac, mac, other, select, w_reads, b_reads, reads (spike, act, real), writes (same)
+        whole = np.array([e[4] for e in el], dtype=np.float64)
+        capacity = np.array([float(own.get(e[1]) or e[5]) for e in el], dtype=np.float64)
         rows = np.zeros((len(el), self.T, len(ROW_COLUMNS)))
-        rows[:, :, _EL_COLS] = self._spread(whole, t_single_all[seq]) / B
+        rows[:, :, _EL_COLS] = self._spread(whole, t_single_all[seq]) / self.B
         rows[:, :, _COL["param_words"]] = capacity[:, None]
         M[seq] = rows
 
-    def _fill_neurons(self, M, mask, layer, op, t_single_all, take) -> None:
+    def _fill_neurons(self, M, mask, layer, op, t_single_all, flat) -> None:
         T, B = self.T, self.B
         neu = self._neu
         for e in neu:
             layer[e[0]], op[e[0]] = e[1], "neuron"
-        seq = np.array([e[0] for e in neu], dtype=np.int64)
-        numel, steps, state_words = (np.array([e[i] for e in neu], dtype=np.int64)
-                                     for i in (2, 3, 4))
-        leaky = np.array([e[5] for e in neu], dtype=bool)
+        info = np.array([(e[0], e[2], e[3], e[4], e[5]) for e in neu], dtype=np.int64)
+        seq, numel, steps, state_words = info[:, 0], info[:, 1], info[:, 2], info[:, 3]
+        leaky = info[:, 4] != 0
         multi = steps == T  # one call over [T, ...]: a spike count per step
         if multi.all():  # the spike counts are consecutive: T per neuron call
-            spikes = take(_Span(len(neu) * T)).reshape(len(neu), T)
+            spikes = flat[:len(neu) * T].reshape(len(neu), T)
         else:
             spikes = np.zeros((len(neu), T))
-            for i, n in enumerate(steps.tolist()):
-                got = take(_Span(n))
+            offset = 0
+            for i, k in enumerate(steps.tolist()):
+                got = flat[offset:offset + k]
+                offset += k
                 if multi[i]:
                     spikes[i] = got
                 else:  # a call on one step: its step in single-step mode, else 0
@@ -1151,15 +1168,3 @@ class OpCounter(TorchDispatchMode):
         rows[:, :, _COL["s_writes"]] = (state_words / B)[:, None]
         rows[:, :, _COL["leaky"]] = leaky[:, None]
         M[seq] = rows
-
-
-class _Span:
-    """A stand-in with ``numel()`` for taking ``n`` consecutive values off the host copy."""
-
-    __slots__ = ("n",)
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def numel(self) -> int:
-        return self.n

@@ -264,7 +264,7 @@ def profile(
 
     was_training = model.training
     # eval() and train() walk every module: skip both when nothing is in training mode
-    switch = was_training or any(m.training for m in state.modules.values())
+    switch = was_training or any(m.training for m in state.modules.values())  # submodules
     if switch:
         model.eval()
     _reset(model)

@@ -45,7 +45,7 @@ MAX_PROFILE_RATIO = 1.2  # the target (issue 12): profile() / plain forward, rep
 # of the same commit (1.15-1.30x measured for the embedded default with other jobs running).
 # Being ahead of SynOpCounter and NeuroBench is asserted as is.
 CI_PROFILE_RATIO = 1.35
-ROUNDS = 15  # interleaved pairs per ratio
+ROUNDS = 21  # interleaved pairs per ratio
 FIRST_CALLS = 5  # fresh model copies timed for the first-call ratio
 
 

@@ -388,3 +388,23 @@ def test_what_profile_keeps_does_not_keep_the_model_alive():
     del net
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("n", [7, 5000, 100_003])
+def test_spike_test_is_exact(n):
+    from dta.measure import rules
+
+    torch.manual_seed(0)
+    spikes = (torch.rand(n) < 0.3).float()
+    assert rules.is_binary(spikes) and rules.is_binary(spikes, head=False)
+    tiny = torch.tensor(2.0 ** -149)  # the smallest float32 (subnormal)
+    for value in (1 - 2.0 ** -24, 1 + 2.0 ** -23, tiny, 0.5, 2.0, -1.0, float("nan"),
+                  float("inf")):
+        for where in (0, n // 2, n - 1):  # anywhere: a sample of the elements is not enough
+            x = spikes.clone()
+            x[where] = value
+            assert not rules.is_binary(x), (value, where)
+    x = spikes.clone()
+    x[n // 2] = -0.0  # a zero
+    assert rules.is_binary(x)
+    assert rules.is_binary(spikes.half()) and not rules.is_binary((spikes * 0.5).bfloat16())

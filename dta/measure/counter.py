@@ -953,16 +953,15 @@ class OpCounter(TorchDispatchMode):
 
     # -- results ---------------------------------------------------------------------------------
     def finalize(self) -> CountResult:
-        """Move counts to the host (one transfer) and split them per time step and per sample."""
+        """Move counts to the host (one transfer) and split them per time step and per sample.
+
+        Everything but the data-dependent columns (ops, nonzeros and spikes per step) follows
+        from the ops' shapes and classes: it is kept with the model and reused while a call
+        records the same ops."""
         T, B = self.T, self.B
         E = self._seq
         if self._pending is not None:
             self._settle()
-        # Single-step mode: neurons were called once per step on [B, ...] inputs.
-        calls = Counter(e[1] for e in self._neu)
-        single_step = bool(self._neu) and all(e[3] == 1 for e in self._neu) and all(
-            c == T for c in calls.values()) and T > 1
-
         # One host transfer for every per-step tensor of the pass: ops per group of every
         # synaptic op, then the nonzeros of those that have them, then the spikes.
         nnz_of = [i for i, (_, nz) in enumerate(self._syn_t) if nz is not None]
@@ -973,6 +972,41 @@ class OpCounter(TorchDispatchMode):
         else:
             flat = np.zeros(0)
 
+        sig = (T, B, self.state.param_key, nnz_of, self._syn, self._el, self._neu)
+        cached = self.state.derived.get("finalize")
+        if cached is not None and cached[0] == sig:
+            structure = cached[1]
+        else:
+            structure = self._structure(nnz_of)
+            self.state.derived["finalize"] = (sig, structure)
+        (M_static, mask, row_event, row_t, layer, op, kinds, single_step, syn_plan,
+         neu_plan) = structure
+
+        M = M_static.copy()
+        used = self._fill_counts(M, flat, syn_plan) if syn_plan is not None else 0
+        if neu_plan is not None:
+            self._fill_spikes(M, flat[used:], neu_plan)
+        rows_te = M.reshape(E * T, len(ROW_COLUMNS))
+        if mask is not None:
+            rows_te = rows_te[mask]
+        # one contiguous array per column: the report reads columns
+        rows = Rows(zip(ROW_COLUMNS, np.ascontiguousarray(rows_te.T)))
+        for name in FLAG_COLUMNS:
+            rows[name] = rows[name] != 0
+        return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
+                           row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
+                           folded_bn=sorted(set(self.folded)),
+                           module_types=self.state.module_types, single_step=single_step)
+
+    def _structure(self, nnz_of: list) -> tuple:
+        """What finalize needs that does not depend on the data: the rows' static columns,
+        which rows exist, and how to place the per-step counts."""
+        T, B = self.T, self.B
+        E = self._seq
+        # Single-step mode: neurons were called once per step on [B, ...] inputs.
+        calls = Counter(e[1] for e in self._neu)
+        single_step = bool(self._neu) and all(e[3] == 1 for e in self._neu) and all(
+            c == T for c in calls.values()) and T > 1
         layer = [""] * E
         op = [""] * E
         kinds: list = [()] * E
@@ -996,31 +1030,21 @@ class OpCounter(TorchDispatchMode):
         M = np.zeros((E, T, len(ROW_COLUMNS)))
         mask = np.ones((E, T), dtype=bool)
         own = self._own_params()
-        used = 0
+        syn_plan = neu_plan = None
         if self._syn:
-            used = self._fill_synaptic(M, layer, op, kinds, t_single, flat, nnz_of, own)
+            syn_plan = self._synaptic_rows(M, layer, op, kinds, t_single, nnz_of, own)
         if self._el:
             self._fill_elementwise(M, layer, op, kinds, t_single, own)
         if self._neu:
-            self._fill_neurons(M, mask, layer, op, t_single, flat[used:])
-
+            neu_plan = self._neuron_rows(M, mask, layer, op, t_single)
+        row_event = np.repeat(np.arange(E), T)
+        row_t = np.tile(np.arange(T), E)
         if mask.all():
-            rows_te = M.reshape(E * T, len(ROW_COLUMNS))
-            row_event = np.repeat(np.arange(E), T)
-            row_t = np.tile(np.arange(T), E)
+            mask = None
         else:
-            flat_mask = mask.reshape(-1)
-            rows_te = M.reshape(E * T, len(ROW_COLUMNS))[flat_mask]
-            row_event = np.repeat(np.arange(E), T)[flat_mask]
-            row_t = np.tile(np.arange(T), E)[flat_mask]
-        # one contiguous array per column: the report reads columns
-        rows = Rows(zip(ROW_COLUMNS, np.ascontiguousarray(rows_te.T)))
-        for name in FLAG_COLUMNS:
-            rows[name] = rows[name] != 0
-        return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
-                           row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
-                           folded_bn=sorted(set(self.folded)),
-                           module_types=self.state.module_types, single_step=single_step)
+            mask = mask.reshape(-1)
+            row_event, row_t = row_event[mask], row_t[mask]
+        return M, mask, row_event, row_t, layer, op, kinds, single_step, syn_plan, neu_plan
 
     def _own_params(self) -> dict[str, int]:
         """Parameter elements each layer owns (not counting its children)."""
@@ -1045,8 +1069,8 @@ class OpCounter(TorchDispatchMode):
             out[single, t_single[single]] = whole[single]
         return out
 
-    def _fill_synaptic(self, M, layer, op, kinds, t_single_all, flat, nnz_of, own) -> int:
-        """Rows of the synaptic ops; returns how many values of ``flat`` they used."""
+    def _synaptic_rows(self, M, layer, op, kinds, t_single_all, nnz_of, own) -> tuple:
+        """Static columns of the synaptic ops' rows; returns how to place their counts."""
         T, B = self.T, self.B
         syn = self._syn
         n = len(syn)
@@ -1059,45 +1083,51 @@ class OpCounter(TorchDispatchMode):
                             e[3], e[6], e[8], e[10]) for e in syn], dtype=np.float64)
         seq = static[:, 0].astype(np.int64)
         exact = static[:, 1] == T * B  # time-major rows: counts split exactly per step
-        binary, wparam = static[:, 10] != 0, static[:, 13] != 0
-        in_cls, other_cls = static[:, 11].astype(np.int64), static[:, 12].astype(np.int64)
         ts = np.where(exact, -1, t_single_all[seq])
         spread = self._spread(static[:, [2, 3, 4, 5, 6, 7]], ts) / B  # [E, T, 6]
-
-        # per-step ops and nonzeros: T values for a time-major op, else one to spread
-        size = np.where(exact, T, 1)
-        start = np.concatenate([[0], np.cumsum(size)[:-1]])
-        counts = self._per_step(flat, start, exact, ts)
-        used = int(size.sum())
-        nnz = np.zeros((n, T))
-        if nnz_of:
-            nz_size = size[nnz_of]
-            nz_start = used + np.concatenate([[0], np.cumsum(nz_size)[:-1]])
-            nnz[nnz_of] = self._per_step(flat, nz_start, exact[nnz_of], ts[nnz_of])
-            used += int(nz_size.sum())
-        counts /= B
-        nnz /= B
+        in_cls, other_cls = static[:, 11].astype(np.int64), static[:, 12].astype(np.int64)
         capacity = np.array([own.get(e[1]) or e[13] for e in syn], dtype=np.float64)
         conv = np.array([e[2] in ("convolution", "_convolution") for e in syn], dtype=bool)
-
+        wparam = static[:, 13] != 0
         rows = np.zeros((n, T, len(ROW_COLUMNS)))
-        rows[:, :, _COL["ac"]] = np.where(binary[:, None], counts, 0.0)
-        rows[:, :, _COL["mac"]] = np.where(binary[:, None], 0.0, counts)
         rows[:, :, _COL["dense_macs"]] = spread[:, :, 0]
-        rows[:, :, _COL["w_reads"]] = np.where(wparam[:, None], counts, 0.0)
         rows[:, :, _COL["b_reads"]] = spread[:, :, 3]
         idx = np.arange(n)
         in_cols = np.array(_IN_COLS)
         rows[idx, :, in_cols[in_cls]] = spread[:, :, 1]
         rows[idx, :, in_cols[other_cls]] += spread[:, :, 2]
         rows[:, :, _COL["out_real"]] = spread[:, :, 4]
-        rows[:, :, _COL["nnz_in"]] = nnz
-        rows[:, :, _COL["ev_mem"]] = nnz * static[:, 8:9]
-        rows[:, :, _COL["ev_ops"]] = nnz * static[:, 9:10]
         rows[:, :, _COL["kernel_words"]] = spread[:, :, 5]
         rows[:, :, _COL["param_words"]] = capacity[:, None]
         rows[:, :, _COL["synaptic"]] = wparam[:, None]
         rows[:, :, _COL["conv"]] = conv[:, None]
+        M[seq] = rows
+        # per-step ops and nonzeros: T values for a time-major op, else one to spread
+        size = np.where(exact, T, 1)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]])
+        used = int(size.sum())
+        nz_start = used + np.concatenate([[0], np.cumsum(size[nnz_of])[:-1]])
+        used += int(size[nnz_of].sum())
+        binary = static[:, 10] != 0
+        return (seq, exact, ts, start, nnz_of, nz_start, used, binary[:, None], wparam[:, None],
+                static[:, 8:9], static[:, 9:10])
+
+    def _fill_counts(self, M, flat, plan) -> int:
+        """The synaptic rows' data-dependent columns; returns how many values of ``flat``
+        they used."""
+        seq, exact, ts, start, nnz_of, nz_start, used, binary, wparam, fanout, fanout_ops = plan
+        B = self.B
+        counts = self._per_step(flat, start, exact, ts) / B
+        nnz = np.zeros_like(counts)
+        if nnz_of:
+            nnz[nnz_of] = self._per_step(flat, nz_start, exact[nnz_of], ts[nnz_of]) / B
+        rows = M[seq]
+        rows[:, :, _COL["ac"]] = np.where(binary, counts, 0.0)
+        rows[:, :, _COL["mac"]] = np.where(binary, 0.0, counts)
+        rows[:, :, _COL["w_reads"]] = np.where(wparam, counts, 0.0)
+        rows[:, :, _COL["nnz_in"]] = nnz
+        rows[:, :, _COL["ev_mem"]] = nnz * fanout
+        rows[:, :, _COL["ev_ops"]] = nnz * fanout_ops
         M[seq] = rows
         return used
 
@@ -1135,36 +1165,43 @@ class OpCounter(TorchDispatchMode):
         rows[:, :, _COL["param_words"]] = capacity[:, None]
         M[seq] = rows
 
-    def _fill_neurons(self, M, mask, layer, op, t_single_all, flat) -> None:
+    def _neuron_rows(self, M, mask, layer, op, t_single_all) -> tuple:
+        """Static columns of the neuron rows (and which exist); returns how to place spikes."""
         T, B = self.T, self.B
         neu = self._neu
         for e in neu:
             layer[e[0]], op[e[0]] = e[1], "neuron"
         info = np.array([(e[0], e[2], e[3], e[4], e[5]) for e in neu], dtype=np.int64)
         seq, numel, steps, state_words = info[:, 0], info[:, 1], info[:, 2], info[:, 3]
-        leaky = info[:, 4] != 0
         multi = steps == T  # one call over [T, ...]: a spike count per step
-        if multi.all():  # the spike counts are consecutive: T per neuron call
-            spikes = flat[:len(neu) * T].reshape(len(neu), T)
-        else:
-            spikes = np.zeros((len(neu), T))
-            offset = 0
-            for i, k in enumerate(steps.tolist()):
-                got = flat[offset:offset + k]
-                offset += k
-                if multi[i]:
-                    spikes[i] = got
-                else:  # a call on one step: its step in single-step mode, else 0
-                    t = max(int(t_single_all[seq[i]]), 0)
-                    spikes[i, t] = got[0]
-                    mask[seq[i]] = False
-                    mask[seq[i], t] = True
+        at = np.where(multi, -1, np.maximum(t_single_all[seq], 0))  # a one-step call's step
+        for i in np.nonzero(~multi)[0]:
+            mask[seq[i]] = False
+            mask[seq[i], at[i]] = True
         neurons = np.where(multi, numel // T, numel) / B
         rows = np.zeros((len(neu), T, len(ROW_COLUMNS)))
-        rows[:, :, _COL["spikes"]] = spikes / B
         for col in ("neuron_updates", "in_real", "out_spike"):
             rows[:, :, _COL[col]] = neurons[:, None]
         rows[:, :, _COL["s_reads"]] = (state_words / B)[:, None]
         rows[:, :, _COL["s_writes"]] = (state_words / B)[:, None]
-        rows[:, :, _COL["leaky"]] = leaky[:, None]
+        rows[:, :, _COL["leaky"]] = (info[:, 4] != 0)[:, None]
         M[seq] = rows
+        return seq, bool(multi.all()), at
+
+    def _fill_spikes(self, M, flat, plan) -> None:
+        """The neuron rows' spikes per step (from ``flat``, in call order)."""
+        seq, all_multi, at = plan
+        T, n = self.T, len(seq)
+        if all_multi:  # the spike counts are consecutive: T per neuron call
+            spikes = flat[:n * T].reshape(n, T)
+        else:
+            spikes = np.zeros((n, T))
+            offset = 0
+            for i in range(n):
+                if at[i] < 0:
+                    spikes[i] = flat[offset:offset + T]
+                    offset += T
+                else:
+                    spikes[i, at[i]] = flat[offset]
+                    offset += 1
+        M[seq, :, _COL["spikes"]] = spikes / self.B

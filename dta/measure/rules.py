@@ -134,7 +134,7 @@ def conv_fanout(x_shape, weight, stride, padding, dilation, transposed, output_p
     d = weight.dim() - 2
     in_spatial = list(x_shape[2:])
     k = list(weight.shape[2:])
-    if not transposed and bool((weight != 0).all()):
+    if not transposed and int(torch.count_nonzero(weight)) == weight.numel():
         return _dense_conv_fanout(x_shape, weight, stride, padding, dilation, groups)
     mask = (weight != 0).to(torch.float64)
     if transposed:

@@ -31,6 +31,7 @@ only ever holds real GPU runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import json
 import math
@@ -339,13 +340,15 @@ def _run_bounded(cmd: list[str], *, env: dict, timeout: float) -> tuple[int | No
 def section_asv(run: Run, clock: Clock) -> None:
     """``asv run --python=same`` of the CUDA benchmarks; their results copied into the JSON."""
     plan = run.plan
-    asv_bin = Path(sys.executable).with_name("asv")
     if not plan.asv:
         run.data["asv"] = {"status": "not run", "note": "--no-asv"}
         return
-    if not asv_bin.exists():
-        run.data["asv"] = {"status": "not run", "note": f"{asv_bin} not found"}
+    # ``python -m asv`` with this interpreter: works where asv was installed with
+    # ``pip --target`` (no console script beside the interpreter), as on a lent GPU machine
+    if importlib.util.find_spec("asv") is None:
+        run.data["asv"] = {"status": "not run", "note": f"asv is not importable by {sys.executable}"}
         return
+    asv = [sys.executable, "-m", "asv"]
     timeout = SECTION_END["asv"] * plan.budget_s - clock.elapsed()
     if timeout < 20:
         run.data["asv"] = {"status": "not run", "note": "time budget"}
@@ -363,11 +366,11 @@ def section_asv(run: Run, clock: Clock) -> None:
     bench = "ForwardCUDA"
     if plan.asv_methods is not None:
         bench = r"ForwardCUDA\.time_forward\('(?:" + "|".join(plan.asv_methods) + r")'"
-    cmd = [str(asv_bin), "run", "--python=same", "--bench", bench, "--set-commit-hash", commit,
+    cmd = [*asv, "run", "--python=same", "--bench", bench, "--set-commit-hash", commit,
            "--machine", machine, "-a", "repeat=5", "--show-stderr"]
     entry = {"command": " ".join(cmd), "machine": machine, "commit": commit}
     try:
-        code, _ = _run_bounded([str(asv_bin), "machine", "--yes", "--machine", machine],
+        code, _ = _run_bounded([*asv, "machine", "--yes", "--machine", machine],
                                env=env, timeout=60)
         code, out = _run_bounded(cmd, env=env, timeout=timeout)
     except OSError as err:

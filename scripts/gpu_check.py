@@ -550,6 +550,8 @@ def main(argv=None) -> int:
             print(f"gpu_check: error: --device must be a CUDA device, got {args.device}; "
                   "use --dry-run for the CPU rehearsal", file=sys.stderr)
             return 2
+        if device.index is None:  # "cuda": the current device, named by index from here on
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True  # what a GPU user runs with; recorded in the JSON
         plan = full_plan(str(device), methods, args)

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -566,7 +567,11 @@ def main(argv=None) -> int:
     try:
         for title, section in sections:
             print(f"\n== {title} ({clock.elapsed():.0f} s)")
-            section(run, clock)
+            try:
+                section(run, clock)
+            except Exception as err:  # noqa: BLE001 - one broken section must not lose the rest
+                traceback.print_exc()
+                run.data["errors"].append({"section": title, "error": f"{type(err).__name__}: {err}"})
             run.save(clock)
         run.data["complete"] = True
     finally:

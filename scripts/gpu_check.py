@@ -571,7 +571,7 @@ def main(argv=None) -> int:
                 section(run, clock)
             except Exception as err:  # noqa: BLE001 - one broken section must not lose the rest
                 traceback.print_exc()
-                run.data["errors"].append({"section": title, "error": f"{type(err).__name__}: {err}"})
+                run.error(title, err)
             run.save(clock)
         run.data["complete"] = True
     finally:

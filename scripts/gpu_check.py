@@ -364,6 +364,8 @@ def section_asv(run: Run, clock: Clock) -> None:
     # a private HOME: the machine description goes there, not into the user's ~/.asv-machine.json
     home = tempfile.mkdtemp(prefix="dta-asv-home-")
     env = {**os.environ, "HOME": home}
+    if os.environ.get("PYTHONPATH"):  # asv drops PYTHONPATH in its benchmark processes and
+        env["ASV_PYTHONPATH"] = os.environ["PYTHONPATH"]  # reads ASV_PYTHONPATH instead
     bench = "ForwardCUDA"
     if plan.asv_methods is not None:
         bench = r"ForwardCUDA\.time_forward\('(?:" + "|".join(plan.asv_methods) + r")'"

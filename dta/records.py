@@ -21,6 +21,13 @@ step t).
 A ``dta bench`` that is stopped midway leaves its finished records in
 ``records.partial.jsonl``; a folder search reports that file and skips it (name
 it explicitly to read it, or finish the bench with ``dta bench --resume``).
+
+Only records are read. Other JSON the project writes declares its own ``schema``
+(the GPU check ``dta-bench/gpu-check/v1``, the training-throughput file
+:data:`TRAINING_SCHEMA`): a folder search skips such a file silently, a file named
+explicitly is reported as not a record. A JSON object with no ``schema`` key is
+reported (it may be a record someone stripped), except the training-throughput
+file as ``scripts/bench_training.py`` wrote it before it declared its schema.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ import torch
 from .io import atomic_write_text
 
 SCHEMA = "dta-bench/record/v1"
+#: ``scripts/bench_training.py``'s output (training samples/s and the accuracy bar)
+TRAINING_SCHEMA = "dta-bench/training-throughput/v1"
+#: the top-level keys of that file before it carried :data:`TRAINING_SCHEMA`
+_LEGACY_TRAINING_KEYS = {"commit", "environment", "throughput", "accuracy_bar"}
 REQUIRED = {"schema": str, "dataset": str, "method": str, "model": str, "T": int, "seed": int,
             "commit": str, "params": int, "accuracy": float}
 
@@ -111,13 +122,32 @@ def is_measured(record: dict) -> bool:
     return isinstance(record.get("energy"), dict) and "uj" in record["energy"]
 
 
+def declared_other(data: object) -> str | None:
+    """The schema of a JSON object that says it is not a record, else None.
+
+    A string ``schema`` other than a record's (``dta-bench/record/...``: another record
+    version is a record this code cannot read, reported by :func:`validate`), or the
+    training-throughput file written before it declared :data:`TRAINING_SCHEMA`.
+    """
+    if not isinstance(data, dict):
+        return None
+    schema = data.get("schema")
+    if schema is None and set(data) == _LEGACY_TRAINING_KEYS:
+        return TRAINING_SCHEMA
+    if isinstance(schema, str) and not schema.startswith("dta-bench/record/"):
+        return schema
+    return None
+
+
 def read_records(paths: Iterable[str | Path], *, measured: bool = False) -> tuple[list[dict], list[str]]:
     """Load records from files and directories.
 
     A directory is searched recursively for ``*.json`` files and JSONL files whose
     name contains ``records`` (training logs such as ``metrics.jsonl`` are not
     records); files named explicitly are always read. ``*.partial.jsonl`` files
-    (a bench stopped midway) found in a directory are reported and skipped.
+    (a bench stopped midway) found in a directory are reported and skipped; JSON
+    files that declare another schema (:func:`declared_other`) found there are
+    skipped silently, and reported when named.
     ``measured=True``: records without an energy measurement (a training record
     whose bench stopped before measuring it) are reported and skipped too.
 
@@ -126,6 +156,7 @@ def read_records(paths: Iterable[str | Path], *, measured: bool = False) -> tupl
     """
     records, problems = [], []
     files: list[Path] = []
+    named: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
             for q in sorted(p.rglob("*")):
@@ -138,6 +169,7 @@ def read_records(paths: Iterable[str | Path], *, measured: bool = False) -> tupl
                     files.append(q)
         elif p.exists():
             files.append(p)
+            named.add(p)
         else:
             problems.append(f"{p}: no such file or directory")
     for f in files:
@@ -155,7 +187,13 @@ def read_records(paths: Iterable[str | Path], *, measured: bool = False) -> tupl
             items.append((str(f), text))
         for source, payload in items:
             try:
-                record = validate(json.loads(payload), source)
+                data = json.loads(payload)
+                other = declared_other(data) if f.suffix == ".json" else None
+                if other is not None:
+                    if f in named:
+                        problems.append(f"{source}: a {other} file, not a result record")
+                    continue  # not a record, and says so: nothing to warn about
+                record = validate(data, source)
                 if measured and not is_measured(record):
                     problems.append(f"{source}: a training record without energy measurement "
                                     "(its bench stopped before measuring it); skipped")

@@ -9,7 +9,9 @@
    on ``digits`` with its default preset. Read from ``dta bench`` records when
    they exist for this commit's presets, else trained here.
 
-Writes one JSON file (atomically) and prints a summary; exits 1 if the bar fails.
+Writes one JSON file (atomically), ``"schema": "dta-bench/training-throughput/v1"``
+(so ``dta report`` / ``dta compare`` on ``results/`` skip it: it is not a result
+record), and prints a summary; exits 1 if the bar fails.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from spikingjelly.activation_based import functional
 from dta.attention import list_attention
 from dta.io import atomic_write_text
 from dta.models import create_model, repeat_static
-from dta.records import environment, git_commit, read_records
+from dta.records import TRAINING_SCHEMA, environment, git_commit, read_records
 
 ACCURACY_BAR = 0.90
 
@@ -84,6 +86,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     result = {
+        "schema": TRAINING_SCHEMA,
         "commit": git_commit(),
         "environment": environment(),
         "throughput": [

@@ -283,7 +283,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_records, format_table, parse_thresholds
+    from .compare import compare, format_table, parse_thresholds
     from .records import read_records
 
     sides = []
@@ -295,18 +295,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"dta compare: error: no valid records in {label} ({path})", file=sys.stderr)
             return 2
         sides.append(records)
-    table, failed = compare_records(sides[0], sides[1], thresholds=parse_thresholds(args.threshold),
-                                    skip=args.skip or (), allow_missing=args.allow_missing)
-    print(format_table(table))
-    regressions = table[table.status.isin(["REGRESSION", "missing"])]
-    if failed:
-        print(f"\ndta compare: FAILED: {len(regressions)} regression(s) beyond threshold",
-              file=sys.stderr)
+    # nothing on both sides raises NothingToCompare (a ValueError: exit 2, both sides named)
+    result = compare(sides[0], sides[1], thresholds=parse_thresholds(args.threshold),
+                     skip=args.skip or (), allow_missing=args.allow_missing,
+                     labels=(f"OLD ({args.old})", f"NEW ({args.new})"))
+    print(format_table(result.table))
+    print(f"\ndta compare: {result.summary()}", file=sys.stderr)
+    if result.failed:
+        why = [f"{result.regressions} regression(s) beyond threshold"] if result.regressions \
+            else []
+        if result.missing and not args.allow_missing:
+            why.append(f"{result.missing} record(s) of OLD missing in NEW (--allow-missing "
+                       "accepts that)")
+        print(f"dta compare: FAILED: {'; '.join(why)}", file=sys.stderr)
         return 1
-    noisy = int((table.status == "within noise").sum())
-    print("\ndta compare: ok: no metric moved the wrong way beyond its threshold"
-          + (f" outside the seeds' noise ({noisy} change(s) beyond it within noise: the two "
-             "sides' 95% intervals overlap)" if noisy else ""), file=sys.stderr)
+    print("dta compare: ok: no metric moved the wrong way beyond its threshold"
+          + (f" outside the seeds' noise ({result.noisy} change(s) beyond it within noise: "
+             "the two sides' 95% intervals overlap)" if result.noisy else ""), file=sys.stderr)
     return 0
 
 
@@ -488,15 +493,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "change beyond the threshold fails only if the 95% intervals do not "
                        "overlap (see dta.compare). A (dataset, method, T, seed) of OLD "
                        "missing in NEW fails. Accuracy up is good; energy, ops and latency down "
-                       "are good. Exit 0: ok, 1: regression or missing record, 2: bad input.")
-    p.add_argument("old", help="reference records (file or folder)")
-    p.add_argument("new", help="records to check (file or folder)")
+                       "are good. Only result records are read (JSON that declares another "
+                       "schema, such as a GPU check, is skipped). It says how many groups and "
+                       "record pairs it compared; when no (dataset, method, T) is on both "
+                       "sides it compares nothing and exits 2, naming what each side holds, "
+                       "with or without --allow-missing. Exit 0: ok, 1: regression or "
+                       "missing record, 2: bad input or nothing in common.")
+    p.add_argument("old", help="reference records (file or folder, searched recursively)")
+    p.add_argument("new", help="records to check (file or folder, searched recursively)")
     p.add_argument("--threshold", action="append", metavar="METRIC=VALUE",
                    help="override a threshold, e.g. accuracy=0.01 or energy_uj=3%% (repeatable)")
     p.add_argument("--skip", type=_csv(str), default=None,
                    help="metrics to leave out, e.g. latency_ms")
     p.add_argument("--allow-missing", action="store_true",
-                   help="records of OLD missing in NEW are not failures")
+                   help="records of OLD missing in NEW are not failures (at least one "
+                   "(dataset, method, T) must still be on both sides)")
     p.set_defaults(func=_cmd_compare)
     return parser
 

@@ -32,12 +32,18 @@ Records (dataset, method, T, seed) present in OLD but missing in NEW are
 failures too (a benchmark must not vanish silently) unless ``--allow-missing``.
 Malformed files are reported and skipped (exit 2 if a side has no valid record
 at all).
+
+The gate cannot pass on nothing: when no (dataset, method, T) is on both sides
+(say, results of two different datasets) :func:`compare` raises
+:class:`NothingToCompare` (``dta compare``: exit 2), naming what each side holds,
+with or without ``--allow-missing``. Otherwise it says how many groups and
+record pairs it compared.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -104,14 +110,83 @@ def _overlap(a: tuple, b: tuple) -> bool | None:
     return a[1] <= b[2] + _EPS and b[1] <= a[2] + _EPS
 
 
+class NothingToCompare(ValueError):
+    """No (dataset, method, T) is on both sides: a gate that compared nothing must not pass."""
+
+
+def _values(records: list[dict], key: str) -> str:
+    return ",".join(str(v) for v in sorted({r[key] for r in records}))  # ints (validated)
+
+
+def describe(records: list[dict]) -> str:
+    """What a side holds, in one line: ``30 records: dataset digits; methods none,dta;
+    T 4; seeds 0,1,2`` (methods in the order they first appear)."""
+    methods = ",".join(dict.fromkeys(r["method"] for r in records))
+    datasets = sorted({r["dataset"] for r in records})
+    return (f"{len(records)} record(s): dataset{'s' if len(datasets) > 1 else ''} "
+            f"{','.join(datasets)}; methods {methods}; T {_values(records, 'T')}; "
+            f"seeds {_values(records, 'seed')}")
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` found.
+
+    ``table``: see :func:`compare`; ``failed``: whether the gate fails; ``groups``:
+    (dataset, method, T) compared (on both sides); ``pairs``: records compared seed
+    with seed (same dataset, method, T and seed); ``unpaired``: groups whose sides
+    share no seed (compared mean against mean over all their seeds); ``missing``:
+    records of OLD not in NEW; ``added``: records of NEW not in OLD.
+    """
+
+    table: pd.DataFrame
+    failed: bool
+    groups: int
+    pairs: int
+    unpaired: int = 0
+    missing: int = 0
+    added: int = 0
+    regressions: int = field(init=False)
+    noisy: int = field(init=False)
+
+    def __post_init__(self):
+        status = self.table["status"] if not self.table.empty else pd.Series([], dtype=str)
+        self.regressions = int((status == "REGRESSION").sum())
+        self.noisy = int((status == "within noise").sum())
+
+    def summary(self) -> str:
+        """``compared 8 (dataset, method, T) group(s): 24 record pair(s) ...``."""
+        text = (f"compared {self.groups} (dataset, method, T) group(s): {self.pairs} record "
+                "pair(s) of the same seed")
+        if self.unpaired:
+            text += (f", {self.unpaired} group(s) with no seed in common compared on all "
+                     "their seeds")
+        if self.missing:
+            text += f"; {self.missing} record(s) of OLD missing in NEW"
+        if self.added:
+            text += f"; {self.added} record(s) only in NEW"
+        return text
+
+
 def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None = None,
                     skip: tuple[str, ...] = (), allow_missing: bool = False) -> tuple[pd.DataFrame, bool]:
-    """Table of changes per (dataset, method, T, metric) and whether the gate fails.
+    """``(table, failed)`` of :func:`compare` (raises :class:`NothingToCompare` alike)."""
+    result = compare(old, new, thresholds=thresholds, skip=skip, allow_missing=allow_missing)
+    return result.table, result.failed
 
-    Columns: the group keys, ``seeds`` (the seeds compared), ``metric``, ``old`` and
-    ``new`` (means), ``old_low``/``old_high``/``new_low``/``new_high`` (95 % intervals,
-    empty with one seed), ``change``, ``threshold``, ``status`` (``ok``, ``better``,
-    ``REGRESSION``, ``within noise``, ``info``, ``n/a``; per seed: ``missing``, ``new``).
+
+def compare(old: list[dict], new: list[dict], *, thresholds: dict | None = None,
+            skip: tuple[str, ...] = (), allow_missing: bool = False,
+            labels: tuple[str, str] = ("OLD", "NEW")) -> Comparison:
+    """Changes per (dataset, method, T, metric), whether the gate fails, and what was
+    compared. Raises :class:`NothingToCompare` (naming each side by ``labels``) when
+    no (dataset, method, T) is on both sides.
+
+    Table columns: the group keys, ``seeds`` (the seeds compared), ``metric``, ``old``
+    and ``new`` (means), ``old_low``/``old_high``/``new_low``/``new_high`` (95 %
+    intervals, empty with one seed), ``change``, ``threshold``, ``status`` (``ok``,
+    ``better``, ``REGRESSION``, ``within noise``, ``info``, ``n/a``; per seed:
+    ``missing``, ``new``).
     """
     thresholds = thresholds or {}
     unknown = [s for s in skip if s not in METRICS]
@@ -130,20 +205,34 @@ def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None
         for key, r in idx.items():
             groups.setdefault(key[:3], ({}, {}))[side][key[3]] = r
 
+    both = [g for g, (a, b) in groups.items() if a and b]
+    if not both:
+        hint = ("compare results of the same dataset, e.g. results/digits with <new>/digits"
+                if not {r["dataset"] for r in old} & {r["dataset"] for r in new}
+                else "the sides share no method at the same T")
+        raise NothingToCompare(
+            "nothing to compare: no (dataset, method, T) is on both sides; "
+            f"{labels[0]} holds {describe(old)}; {labels[1]} holds {describe(new)} ({hint})")
+
     rows, failed = [], False
+    pairs = unpaired = missing = added = 0
     for group, (a, b) in groups.items():
         base = dict(zip(GROUP_FIELDS, group))
         gone = sorted(set(a) - set(b))
+        missing += len(gone)
         if gone:
             status = "missing (allowed)" if allow_missing else "missing"
             failed |= not allow_missing
             rows.append({**base, "seeds": _seeds_text(gone), "metric": "-", "status": status})
-        added = sorted(set(b) - set(a))
-        if added:
-            rows.append({**base, "seeds": _seeds_text(added), "metric": "-", "status": "new"})
+        extra = sorted(set(b) - set(a))
+        added += len(extra)
+        if extra:
+            rows.append({**base, "seeds": _seeds_text(extra), "metric": "-", "status": "new"})
         if not a or not b:
             continue
         common = set(a) & set(b)
+        pairs += len(common)
+        unpaired += not common
         seeds_a, seeds_b = (common, common) if common else (set(a), set(b))
         seeds = _seeds_text(common) if common else f"{_seeds_text(seeds_a)} vs {_seeds_text(seeds_b)}"
         for m in METRICS.values():
@@ -180,7 +269,8 @@ def compare_records(old: list[dict], new: list[dict], *, thresholds: dict | None
                          "threshold": limit if m.direction else None, "status": status})
     columns = [*GROUP_FIELDS, "seeds", "metric", "old", "new", "old_low", "old_high", "new_low",
                "new_high", "change", "threshold", "status"]
-    return pd.DataFrame(rows, columns=columns), failed
+    return Comparison(pd.DataFrame(rows, columns=columns), failed, groups=len(both), pairs=pairs,
+                      unpaired=unpaired, missing=missing, added=added)
 
 
 def format_table(table: pd.DataFrame) -> str:

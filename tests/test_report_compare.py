@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from dta.cli import main
-from dta.compare import compare_records, format_table, parse_thresholds
-from dta.records import SCHEMA, read_records, validate
+from dta.compare import NothingToCompare, compare, compare_records, format_table, parse_thresholds
+from dta.records import SCHEMA, TRAINING_SCHEMA, declared_other, read_records, validate
 from dta.report import (FIGURES, energy_vs_accuracy, pareto_front, t_interval, to_latex,
                         to_markdown, update_readme, write_tables)
 
@@ -81,16 +81,41 @@ def _write(path: Path, records):
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
+#: ``results/bench/training.json`` as scripts/bench_training.py wrote it before it declared
+#: its schema (values trimmed)
+LEGACY_TRAINING = {"commit": "6baa786+dirty", "environment": {"python": "3.11.7"},
+                   "throughput": [{"model": "ms_resnet18", "samples_per_s": 146.4}],
+                   "accuracy_bar": {"bar": 0.9, "passed": True, "accuracy": {"dta": 0.986}}}
+
+
 def test_compare_cli_exit_codes_and_bad_files(tmp_path, capsys):
     _write(tmp_path / "old" / "records.jsonl", [rec("none"), rec("dta")])
     _write(tmp_path / "new" / "records.jsonl", [rec("none"), rec("dta", energy=20.0)])
     (tmp_path / "new" / "junk.json").write_text("[1, 2")
+    stripped = {k: v for k, v in rec("gac").items() if k != "schema"}
+    (tmp_path / "new" / "stripped.json").write_text(json.dumps(stripped))
+    (tmp_path / "new" / "v9.json").write_text(json.dumps(rec("gac") | {"schema": "dta-bench/record/v9"}))
+    # JSON that says it is something else is not a record, and not a problem
     (tmp_path / "new" / "other.json").write_text(json.dumps({"schema": "someone/else"}))
+    (tmp_path / "new" / "gpu.json").write_text(json.dumps({"schema": "dta-bench/gpu-check/v1"}))
+    (tmp_path / "new" / "bench").mkdir()
+    (tmp_path / "new" / "bench" / "training.json").write_text(json.dumps(LEGACY_TRAINING))
+    (tmp_path / "new" / "bench" / "training2.json").write_text(
+        json.dumps({"schema": TRAINING_SCHEMA, **LEGACY_TRAINING}))
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "old")]) == 0
+    assert "compared 2 (dataset, method, T) group(s): 2 record pair(s)" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "new")]) == 1
     err = capsys.readouterr().err
-    assert "junk.json: not valid JSON" in err and "other.json: not a dta-bench record" in err
+    assert "junk.json: not valid JSON" in err and "stripped.json: not a dta-bench record" in err
+    assert "v9.json: not a dta-bench record (schema 'dta-bench/record/v9'" in err
+    assert "other.json" not in err and "gpu.json" not in err and "training" not in err
     assert "FAILED: 1 regression" in err
+    # named explicitly, a file of another schema is said to be one
+    assert main(["compare", str(tmp_path / "new" / "bench" / "training.json"),
+                 str(tmp_path / "old")]) == 2
+    err = capsys.readouterr().err
+    assert f"training.json: a {TRAINING_SCHEMA} file, not a result record" in err
+    assert "no valid records in OLD" in err
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "new"),
                  "--threshold", "energy_uj=200%"]) == 0
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "nothing")]) == 2
@@ -235,3 +260,60 @@ def test_report_cli_skips_bad_files(tmp_path, capsys):
     assert (tmp_path / "r" / "energy_vs_accuracy.tex").exists()
     assert (tmp_path / "r" / "pareto.png").stat().st_size > 1000
     assert pd.read_csv(tmp_path / "r" / "energy_vs_accuracy.csv").method.tolist() == ["none", "dta"]
+
+
+def test_compare_of_nothing_in_common_fails_naming_both_sides(tmp_path, capsys):
+    """Two datasets share no record: exit 2 with what each side holds, not missing+new rows,
+    and --allow-missing does not make a gate that compared nothing pass."""
+    digits = [rec(m, s) for m in ("none", "dta") for s in (0, 1)]
+    dvs = [rec(m, s, dataset="dvs-digits", T=8) for m in ("none", "dta") for s in (0, 1)]
+    with pytest.raises(NothingToCompare) as err:
+        compare(digits, dvs, labels=("OLD (a)", "NEW (b)"))
+    text = str(err.value)
+    assert ("OLD (a) holds 4 record(s): dataset digits; methods none,dta; T 4; seeds 0,1"
+            in text)
+    assert "NEW (b) holds 4 record(s): dataset dvs-digits; methods none,dta; T 8; seeds 0,1" in text
+    assert "the same dataset" in text
+    with pytest.raises(NothingToCompare, match="share no method at the same T"):
+        compare_records(digits, [rec("gac"), rec("dta", T=2)], allow_missing=True)
+    _write(tmp_path / "digits" / "records.jsonl", digits)
+    _write(tmp_path / "dvs" / "records.jsonl", dvs)
+    for extra in ([], ["--allow-missing"]):
+        assert main(["compare", str(tmp_path / "digits"), str(tmp_path / "dvs"), *extra]) == 2
+        captured = capsys.readouterr()
+        assert "REGRESSION" not in captured.out and "missing" not in captured.out
+        line, = captured.err.strip().splitlines()  # one line
+        assert line.startswith("dta compare: error: nothing to compare")
+        assert f"OLD ({tmp_path / 'digits'}) holds 4 record(s): dataset digits" in line
+        assert f"NEW ({tmp_path / 'dvs'}) holds 4 record(s): dataset dvs-digits" in line
+
+
+def test_compare_says_what_it_compared():
+    old = [rec(m, s) for m in ("none", "dta", "gac") for s in (0, 1, 2)]
+    new = [rec(m, s) for m in ("none", "dta") for s in (0, 1)]  # gac gone, seed 2 gone
+    new += [rec("tna", 0), rec("ta", 5, T=2)]
+    result = compare(old, new, allow_missing=True)
+    assert not result.failed
+    assert (result.groups, result.pairs, result.unpaired, result.missing, result.added) == \
+        (2, 4, 0, 5, 2)
+    assert result.summary() == ("compared 2 (dataset, method, T) group(s): 4 record pair(s) of "
+                                "the same seed; 5 record(s) of OLD missing in NEW; 2 record(s) "
+                                "only in NEW")
+    assert compare(old, new).failed
+    # a group whose sides share no seed is compared mean against mean, and counted so
+    result = compare([rec("dta", 0)], [rec("dta", 1)], allow_missing=True)
+    assert (result.groups, result.pairs, result.unpaired) == (1, 0, 1)
+    assert "1 group(s) with no seed in common" in result.summary()
+
+
+def test_committed_results_hold_only_records_or_files_that_say_what_they_are():
+    """Every JSON under results/ (results/bench/training.json, the GPU checks) is a record or
+    declares another schema, so `dta compare results ...` warns about none of them."""
+    root = Path(__file__).resolve().parents[1] / "results"
+    files = sorted(root.rglob("*.json"))
+    assert any(f.name == "training.json" for f in files)
+    for f in files:
+        data = json.loads(f.read_text())
+        assert declared_other(data) is not None or validate(data, str(f))
+    records, problems = read_records([root])
+    assert records and not problems

@@ -551,7 +551,7 @@ def _finish(cfg: BenchConfig, jobs: list[Job], done: dict, configs: dict) -> dic
         atomic_write_text(out / "per_layer.csv", pd.concat(layers).to_csv(index=False))
         tables = [t for (d, _), t in latency.items() if d == dataset]
         atomic_write_text(out / "latency.csv", pd.concat(tables).to_csv(index=False))
-        write_tables(records, out, title=f"{dataset}: energy versus accuracy")
+        write_tables(records, out)  # as `dta report` draws them: the same bytes
         (out / f"records{PARTIAL_SUFFIX}").unlink(missing_ok=True)  # the bench ended
         results[dataset] = records
     return results

@@ -258,7 +258,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from .gpu_report import report_gpu_checks
     from .records import read_records
-    from .report import energy_vs_accuracy, to_markdown, update_readme, write_tables
+    from .report import (energy_vs_accuracy, report_files, to_markdown, update_readme,
+                         write_tables)
 
     # GPU checks (scripts/gpu_check.py) given or found: tables and latency against T
     gpu_checks = report_gpu_checks(args.paths, args.out)
@@ -267,16 +268,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not problem.startswith(tuple(f"{f}:" for f in gpu_checks)):  # handled above
             print(f"dta report: skipped {problem}", file=sys.stderr)
     if not records:
-        if any(gpu_checks.values()):
+        if any(v is not None for v in gpu_checks.values()):
             return 0
         print("dta report: error: no valid records found", file=sys.stderr)
         return 2
-    out = Path(args.out or (args.paths[0] if Path(args.paths[0]).is_dir()
-                            else Path(args.paths[0]).parent))
-    paths = write_tables(records, out)
     table = to_markdown(energy_vs_accuracy(records))
     print(table)
-    print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    if args.out:
+        paths = write_tables(records, args.out)  # the same function, and bytes, as dta bench
+        print("written: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    else:  # reading a report must not rewrite tracked files (results/ is committed)
+        here = args.paths[0] if Path(args.paths[0]).is_dir() else Path(args.paths[0]).parent
+        print(f"dta report: nothing written; --out DIR writes {', '.join(report_files(records))} "
+              f"into DIR (--out {here} redraws them there)", file=sys.stderr)
     if args.readme and not update_readme(args.readme, table):
         print(f"dta report: {args.readme} has no bench-table markers", file=sys.stderr)
     return 0
@@ -481,9 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("report", help="tables and the Pareto plot from result records")
+    p = sub.add_parser("report", help="tables and the Pareto plot from result records",
+                       description="Print the energy-versus-accuracy table of the result "
+                       "records (and the tables of any GPU check, scripts/gpu_check.py) found "
+                       "in PATHS. It writes nothing unless asked: --out DIR writes "
+                       "energy_vs_accuracy.{csv,md,tex}, pareto.png, anytime.{csv,png} and "
+                       "training.{csv,png} (and <gpu-check>.md, <gpu-check>-latency.png) into "
+                       "DIR, drawn by the same function as dta bench: on a folder dta bench "
+                       "wrote they are the bench's files byte for byte (records.jsonl, "
+                       "latency.csv and per_layer.csv are the bench's own).")
     p.add_argument("paths", nargs="+", help="record files or folders (searched recursively)")
-    p.add_argument("--out", default=None, help="where to write (default: the first folder)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the tables and figures into DIR (default: write nothing)")
     p.add_argument("--readme", default=None, help="update this README's bench-table section")
     p.set_defaults(func=_cmd_report)
 

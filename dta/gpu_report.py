@@ -277,20 +277,31 @@ def _gpu_check_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def report_gpu_checks(paths: Iterable[str | Path],
                       out: str | Path | None = None) -> dict[Path, dict | None]:
-    """For ``dta report``: tables and the latency figure of every GPU check given or found.
+    """For ``dta report``: every GPU check given or found. Its tables go to stdout; with
+    ``out``, ``<stem>.md`` and ``<stem>-latency.png`` are written into ``out``. Without
+    ``out`` nothing is written (reading a report must not rewrite tracked files).
 
-    Returns ``{file: written paths, or None where the file was invalid}`` for every
-    file declaring the GPU-check schema, so the caller does not report them again
-    as foreign records.
+    Returns ``{file: written paths ({} without out), or None where the file was
+    invalid}`` for every file declaring the GPU-check schema, so the caller does not
+    report them again as foreign records.
     """
     handled: dict[Path, dict | None] = {}
     for f in _gpu_check_files(paths):
         try:
-            handled[f] = write_gpu_report(f, out)
+            data = load_gpu_check(f)
         except GpuCheckError as err:
             print(f"dta report: skipped {err}", file=sys.stderr)
             handled[f] = None
             continue
+        print(to_markdown(data))
+        if out is None:
+            handled[f] = {}
+            names = [f"{f.stem}.md"] + ([f"{f.stem}-latency.png"] if any(
+                not r.get("compiled") for r in data["latency"]) else [])
+            print(f"dta report: GPU check {f}: nothing written; --out DIR writes "
+                  f"{' and '.join(names)} into DIR", file=sys.stderr)
+            continue
+        handled[f] = write_gpu_report(data, out, f.stem)
         print(f"dta report: GPU check {f}: written " + ", ".join(map(str, handled[f].values())),
               file=sys.stderr)
     return handled

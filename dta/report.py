@@ -7,7 +7,9 @@
   energy / operations spent up to step t, per (method, T, seed, t).
 * :func:`training_frame`: what the end-of-epoch probe saw while each network learned.
 * :func:`write_tables`: ``energy_vs_accuracy.{csv,md,tex}``, ``pareto.png``,
-  ``anytime.{csv,png}`` and ``training.{csv,png}``.
+  ``anytime.{csv,png}`` and ``training.{csv,png}``: the one function that draws and
+  writes the report files, for ``dta bench`` and ``dta report`` alike, so the same
+  records give the same bytes (:func:`report_files` names them without writing).
 
 Intervals: for n >= 2 seeds, ``mean ± t(0.975, n-1) * s / sqrt(n)`` with ``s`` the
 sample standard deviation; a single seed has no interval (the bounds are empty and
@@ -419,6 +421,7 @@ def _pyplot():
 
 def _save(fig, path) -> Path:
     buffer = io.BytesIO()
+    # PNG metadata is Software only (no date), so the same figure is the same bytes
     fig.savefig(buffer, format="png")
     _pyplot().close(fig)
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
@@ -587,29 +590,56 @@ def training_plot(frame: pd.DataFrame, path: str | Path, title: str = "") -> Pat
 # -- files -----------------------------------------------------------------------------------------
 
 
-def write_tables(records: list[dict], out_dir: str | Path, *, title: str = "") -> dict[str, Path]:
-    """Write the energy-versus-accuracy table (CSV, Markdown, LaTeX), the Pareto plot, and,
-    where the records carry them, the any-time and per-epoch tables and figures."""
-    out_dir = Path(out_dir)
+def report_title(records: Iterable[dict]) -> str:
+    """The Pareto figure's title: the datasets, in the order they first appear."""
+    datasets = ", ".join(dict.fromkeys(r["dataset"] for r in records))
+    return f"{datasets}: energy versus accuracy"
+
+
+def _report_files(records: list[dict]) -> list[tuple[str, str, object]]:
+    """``(key, file name, write(path) -> Path)`` of every report file ``records`` give."""
+    records = list(records)
     table = energy_vs_accuracy(records)
     if table.empty:
-        raise ValueError(f"no records to tabulate for {out_dir}")
-    paths = {
-        "csv": atomic_write_text(out_dir / "energy_vs_accuracy.csv", table.to_csv(index=False)),
-        "md": atomic_write_text(out_dir / "energy_vs_accuracy.md", to_markdown(table) + "\n"),
-        "tex": atomic_write_text(out_dir / "energy_vs_accuracy.tex", to_latex(table)),
-        "png": pareto_plot(table, out_dir / "pareto.png", title=title),
-    }
+        raise ValueError("no records to tabulate")
+    files = [
+        ("csv", "energy_vs_accuracy.csv", lambda p: atomic_write_text(p, table.to_csv(index=False))),
+        ("md", "energy_vs_accuracy.md", lambda p: atomic_write_text(p, to_markdown(table) + "\n")),
+        ("tex", "energy_vs_accuracy.tex", lambda p: atomic_write_text(p, to_latex(table))),
+        ("png", "pareto.png", lambda p: pareto_plot(table, p, title=report_title(records))),
+    ]
     anytime = anytime_frame(records)
     if not anytime.empty:
-        paths["anytime_csv"] = atomic_write_text(out_dir / "anytime.csv", anytime.to_csv(index=False))
-        paths["anytime_png"] = anytime_plot(anytime, out_dir / "anytime.png")
+        files += [("anytime_csv", "anytime.csv",
+                   lambda p: atomic_write_text(p, anytime.to_csv(index=False))),
+                  ("anytime_png", "anytime.png", lambda p: anytime_plot(anytime, p))]
     training = training_frame(records)
     if not training.empty:
-        paths["training_csv"] = atomic_write_text(out_dir / "training.csv",
-                                                  training.to_csv(index=False))
-        paths["training_png"] = training_plot(training, out_dir / "training.png")
-    return paths
+        files += [("training_csv", "training.csv",
+                   lambda p: atomic_write_text(p, training.to_csv(index=False))),
+                  ("training_png", "training.png", lambda p: training_plot(training, p))]
+    return files
+
+
+def report_files(records: list[dict]) -> list[str]:
+    """The names of the files :func:`write_tables` writes for ``records`` (nothing drawn)."""
+    return [name for _, name, _ in _report_files(records)]
+
+
+def write_tables(records: list[dict], out_dir: str | Path) -> dict[str, Path]:
+    """Write the energy-versus-accuracy table (CSV, Markdown, LaTeX), the Pareto plot
+    (titled by :func:`report_title`), and, where the records carry them, the any-time and
+    per-epoch tables and figures; ``{key: path}``.
+
+    ``dta bench`` and ``dta report`` both call this, and nothing here depends on who
+    calls it or when: the same records (in the same order) give byte-identical files.
+    """
+    out_dir = Path(out_dir)
+    try:
+        files = _report_files(records)
+    except ValueError as err:
+        raise ValueError(f"{err} for {out_dir}") from None
+    return {key: write(out_dir / name) for key, name, write in files}
 
 
 def update_readme(readme: str | Path, markdown: str, note: str = "") -> bool:

@@ -253,13 +253,14 @@ def test_report_cli_skips_bad_files(tmp_path, capsys):
     unmeasured = {k: v for k, v in rec("gac").items() if k not in ("ops", "firing", "energy")}
     (tmp_path / "r" / "run").mkdir()
     (tmp_path / "r" / "run" / "record.json").write_text(json.dumps(unmeasured))
-    assert main(["report", str(tmp_path / "r")]) == 0
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "out")]) == 0
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "bad.json" in captured.err
     assert "record.json: a training record without energy measurement" in captured.err
-    assert (tmp_path / "r" / "energy_vs_accuracy.tex").exists()
-    assert (tmp_path / "r" / "pareto.png").stat().st_size > 1000
-    assert pd.read_csv(tmp_path / "r" / "energy_vs_accuracy.csv").method.tolist() == ["none", "dta"]
+    assert (tmp_path / "out" / "energy_vs_accuracy.tex").exists()
+    assert (tmp_path / "out" / "pareto.png").stat().st_size > 1000
+    assert pd.read_csv(tmp_path / "out" / "energy_vs_accuracy.csv").method.tolist() == ["none", "dta"]
+    assert not (tmp_path / "r" / "energy_vs_accuracy.csv").exists()  # only into --out
 
 
 def test_compare_of_nothing_in_common_fails_naming_both_sides(tmp_path, capsys):

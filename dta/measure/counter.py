@@ -15,7 +15,9 @@ Counts stay as tensors on the model's device until :meth:`OpCounter.finalize`,
 which moves them to the host in one transfer; the only host synchronisations
 during the forward are the spike-tensor test of each synaptic op's input and
 of each product's factors (it picks the counting path) and the sign check of
-spikes that no convolution reads. Traffic is computed from shapes alone, and
+spikes that no convolution reads. The test is skipped for the untouched output
+of a neuron that emits {0, 1} by construction (:func:`emits_binary_spikes`:
+the dta-bench LIF, spikingjelly's IF/LIF/PLIF with a Heaviside surrogate). Traffic is computed from shapes alone, and
 whether an operand is a spike tensor or an activation-function output is
 looked up from the storages this pass has already classified (a neuron's
 output, an input found binary, a ReLU's output): no extra synchronisation.
@@ -96,6 +98,63 @@ def is_neuron(module: nn.Module) -> bool:
             issubclass(cls, base.MemoryModule) and cls.__name__.endswith("Node"))
         _NEURON_TYPES[cls] = known
     return known
+
+
+#: spikingjelly surrogates whose spiking forward is the Heaviside step (``x >= 0`` as 0/1);
+#: the others (multi-level counts, pass-throughs, signed logs) are not binary
+_HEAVISIDE_SURROGATES = ("ATan", "Erf", "LeakyKReLU", "LogTailedReLU", "PiecewiseExp",
+                         "PiecewiseLeakyReLU", "PiecewiseQuadratic", "QPseudoSpike", "Rect",
+                         "S2NN", "Sigmoid", "SoftSign", "SquarewaveFourierSeries", "SuperSpike")
+_BINARY_NEURONS: tuple | None = None  # neuron classes whose every path fires by a comparison
+_SURROGATE_OK: dict[type, bool] = {}
+
+
+def _binary_classes() -> tuple:
+    global _BINARY_NEURONS
+    if _BINARY_NEURONS is None:
+        from spikingjelly.activation_based import neuron, surrogate
+
+        from ..neuron import FaithfulLIF, StrictPiecewiseQuadratic
+
+        surrogates = [getattr(surrogate, n) for n in _HEAVISIDE_SURROGATES if hasattr(surrogate, n)]
+        _BINARY_NEURONS = ((FaithfulLIF, neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode),
+                           (*surrogates, StrictPiecewiseQuadratic))
+    return _BINARY_NEURONS
+
+
+def emits_binary_spikes(module: nn.Module) -> bool:
+    """The neuron's output holds only 0 and 1 by construction, whatever its input.
+
+    True for the dta-bench LIF and spikingjelly's IF, LIF and parametric LIF (these
+    exact classes: a subclass may fire differently) whose surrogate is one of
+    spikingjelly's Heaviside-forward ones in spiking mode, with no forward hook
+    and no instance-level override of a forward method. Every execution path of
+    these classes (Python loop, spikingjelly's CPU ops and Triton kernels, the
+    ``dta::lif_multistep`` op) writes spikes as the result of a comparison. Each
+    surrogate class is also probed once on edge values (signed zeros, subnormals,
+    infinities, NaN). The counter then skips the exact {0, 1} test of a
+    convolution input that is such a neuron's untouched output.
+    """
+    neurons, surrogates = _binary_classes()
+    if type(module) not in neurons:
+        return False
+    state = module.__dict__
+    if state["_forward_hooks"] or state["_forward_pre_hooks"] or any(
+            k in state for k in ("forward", "single_step_forward", "multi_step_forward",
+                                 "neuronal_fire", "neuronal_charge")):
+        return False
+    sg = getattr(module, "surrogate_function", None)
+    if type(sg) not in surrogates or getattr(sg, "spiking", False) is not True or (
+            sg.__dict__["_forward_hooks"] or "forward" in sg.__dict__):
+        return False
+    ok = _SURROGATE_OK.get(type(sg))
+    if ok is None:
+        probe = torch.tensor([-math.inf, -1.0, -1e-45, -0.0, 0.0, 1e-45, 0.5, 1.0, 2.0, math.inf,
+                              math.nan])
+        with torch.no_grad():
+            out = sg(probe)
+        ok = _SURROGATE_OK[type(sg)] = bool(((out == 0) | (out == 1)).all())
+    return ok
 
 
 class Rows(dict):
@@ -362,6 +421,9 @@ class OpCounter(TorchDispatchMode):
         # storage pointer -> (weak reference to the storage, SPIKE or ACT): operands already
         # classified in this pass. A dead reference means the address was reused: unclassified.
         self._classes: dict[int, tuple] = {}
+        # storage pointer -> (version, dtype) of a neuron output that is {0, 1} by
+        # construction (emits_binary_spikes) and fills its storage
+        self._binary_out: dict[int, tuple] = {}
         self._param_ptrs: dict[int, torch.Tensor] = {}
         self._thread = threading.get_ident()
         self._seq = 0
@@ -413,6 +475,12 @@ class OpCounter(TorchDispatchMode):
             self._classes[storage.data_ptr()] = (weakref.ref(storage), cls)
         except (RuntimeError, AttributeError, NotImplementedError, TypeError):
             pass
+
+    def _known_binary(self, x: torch.Tensor, ptr: int) -> bool:
+        """``x`` lies in the output of a neuron that emits {0, 1} by construction and nothing
+        wrote to it since (same version counter, same dtype): no scan needed. Call only for
+        a storage :meth:`_class_of` finds live and SPIKE (the address is not reused)."""
+        return self._binary_out.get(ptr) == (x._version, x.dtype)
 
     def _class_of(self, x: torch.Tensor, ptr: int | None = None) -> int:
         """SPIKE for bool tensors and storages known to hold spikes, ACT for activation
@@ -492,8 +560,11 @@ class OpCounter(TorchDispatchMode):
                     binary, active = self._last_input[1]  # read again (a downsample branch)
                 else:
                     big = xa.numel() * xa.element_size() >= _WORK_MIN
-                    binary = rules.is_binary(xa, head=not spikes,
-                                             work=self._work(xa, xa.dtype) if big else None)
+                    # a binary neuron's output, unchanged since (same version): no test needed
+                    binary = spikes and self._known_binary(xa, ptr)
+                    if not binary:
+                        binary = rules.is_binary(xa, head=not spikes,
+                                                 work=self._work(xa, xa.dtype) if big else None)
                     active = rules.active_counts(xa, groups, binary, self._work(
                         xa, torch.bool) if big and not binary else None)
                     # keeping the tensor keeps its storage: the address cannot be reused
@@ -553,6 +624,11 @@ class OpCounter(TorchDispatchMode):
             storage = out.untyped_storage()
             ptr = storage.data_ptr()
             self._classes[ptr] = (weakref.ref(storage), SPIKE)
+            if (out.is_floating_point() and storage.nbytes() == numel * out.element_size()
+                    and emits_binary_spikes(module)):
+                self._binary_out[ptr] = (out._version, out.dtype)
+            else:
+                self._binary_out.pop(ptr, None)
         except (RuntimeError, AttributeError, NotImplementedError, TypeError):
             ptr = -1
         self._pending = (ptr, out, len(self._neu_t) - 1, steps)
@@ -817,7 +893,11 @@ class OpCounter(TorchDispatchMode):
         classes = {}
         binary = False
         for i, t in factors:  # short-circuits: one spike factor makes the product a select
-            if rules.is_binary(t, head=self._class_of(t) != SPIKE):
+            ptr = _ptr(t)
+            spikes = self._class_of(t, ptr) == SPIKE
+            # an in-place product writes into t: inside dispatch its version is not bumped yet
+            known = spikes and ptr != _ptr(out) and self._known_binary(t, ptr)
+            if known or rules.is_binary(t, head=not spikes):
                 binary = True
                 classes[i] = SPIKE
                 self._mark(t, SPIKE)

@@ -25,8 +25,9 @@ asv-regression: $(STAMP)  ## asv across commits in a virtualenv (pinned deps ins
 	$(BIN)/asv machine --yes
 	$(BIN)/asv continuous main HEAD --show-stderr
 
-asv-publish: $(STAMP)  ## the HTML dashboard under .asv/html
+asv-publish: $(STAMP)  ## the HTML dashboard under .asv/html; offline view (no CDN scripts) in .asv/html/offline
 	$(BIN)/asv publish
+	$(BIN)/python -m dta.history --out .asv/html/offline
 
 training-bench: $(STAMP)  ## training throughput and the >= 90 % accuracy bar
 	$(BIN)/python scripts/bench_training.py

@@ -150,9 +150,12 @@ def test_dta_report_draws_gpu_checks_given_or_found(tmp_path, capsys):
     folder = tmp_path / "results" / "gpu"
     folder.mkdir(parents=True)
     (folder / "example-gpu.json").write_text(json.dumps(_example()))
-    assert dta_main(["report", str(tmp_path / "results")]) == 0  # found in a folder
-    err = capsys.readouterr().err
-    assert "GPU check" in err and "not a dta-bench record" not in err
+    assert dta_main(["report", str(tmp_path / "results")]) == 0  # found in a folder: printed
+    captured = capsys.readouterr()
+    assert "GPU check" in captured.err and "not a dta-bench record" not in captured.err
+    assert "Example GPU 80GB" in captured.out and "nothing written" in captured.err
+    assert [p.name for p in folder.iterdir()] == ["example-gpu.json"]  # written only with --out
+    assert dta_main(["report", str(tmp_path / "results"), "--out", str(folder)]) == 0
     assert (folder / "example-gpu-latency.png").stat().st_size > 10_000
     assert "Example GPU 80GB" in (folder / "example-gpu.md").read_text()
     out = tmp_path / "elsewhere"

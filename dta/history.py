@@ -246,7 +246,12 @@ def _history(conf, machine: str, env: str, runs, benchmarks) -> History:
             values = r.get_result_value(key, bench.params)
             stats = r.get_result_stats(key, bench.params)
             per = hist.values.setdefault(key, {}).setdefault(r.commit_hash, {})
+            # asv answers None (its "failed") for a combination this run did not have, e.g. a
+            # method added later: leave those out (blank), keep real failures
+            ran = set(itertools.product(*r.get_result_params(key)))
             for combo, value, stat in zip(bench.combos, values, stats):
+                if bench.combos != [()] and combo not in ran:
+                    continue
                 q25 = q75 = None
                 if isinstance(stat, dict) and _finite(stat.get("q_25")) and _finite(stat.get("q_75")):
                     q25, q75 = stat["q_25"], stat["q_75"]

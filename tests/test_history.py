@@ -8,7 +8,9 @@ draws it and the test reads back the tables and figures.
 """
 
 import csv
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -173,6 +175,49 @@ def test_history_last_and_metric_select(project, tmp_path):
     assert sorted(p.name for p in folder.glob("*.png")) == ["bench.Toy.track_energy.png"]
     rows = _panel(_section((folder / "index.md").read_text(), "bench.Toy.track_energy"), "T=2")
     assert rows[1:] == [[second[:8], "2", "5"]]  # only the newest commit
+
+
+def test_history_keeps_environments_apart(project, tmp_path):
+    """asv run --python=same and asv continuous (virtualenv) write the same machine's results
+    under two environments: each gets its own folder, values never mixed."""
+    root, (first, second) = project
+    results = tmp_path / "results"
+    shutil.copytree(root / "asv-results", results)
+    source = next((results / "testmachine").glob(f"{first[:8]}-*.json"))
+    data = json.loads(source.read_text())
+    data["env_name"] = "virtualenv-py3.11"
+    data["results"]["bench.Toy.track_energy"][0] = [9.0, 9.0, 9.0, 9.0]
+    (results / "testmachine" / f"{first[:8]}-virtualenv-py3.11.json").write_text(json.dumps(data))
+    out = tmp_path / "h"
+    assert history.main(["--out", str(out), "--config", str(root / "asv.conf.json"),
+                         "--results", str(results), "--metric", "Toy.track_energy"]) == 0
+    venv = _panel(_section((out / "testmachine" / "virtualenv-py3.11" / "index.md").read_text(),
+                           "bench.Toy.track_energy"), "T=2")
+    assert venv[1:] == [[first[:8], "9", "9"]]
+    existing = [p for p in (out / "testmachine").iterdir() if p.name.startswith("existing-")]
+    assert len(existing) == 1
+    rows = _panel(_section((existing[0] / "index.md").read_text(), "bench.Toy.track_energy"),
+                  "T=2")
+    assert rows[1:] == [[first[:8], "1", "2.5"], [second[:8], "2", "5"]]
+
+
+def test_history_a_method_added_later_is_blank_not_failed(project, tmp_path):
+    """A run from before method ``b`` existed has no ``b`` cells; a benchmark that raised
+    (asv stores None) reads ``failed``."""
+    root, (first, second) = project
+    results = tmp_path / "results"
+    shutil.copytree(root / "asv-results", results)
+    path = next((results / "testmachine").glob(f"{first[:8]}-*.json"))
+    data = json.loads(path.read_text())
+    entry = data["results"]["bench.Toy.track_energy"]
+    entry[0], entry[1] = [None, 1.0], [["'a'"], ["2", "4"]]  # a, T=2 failed; a, T=4 = 1.0
+    path.write_text(json.dumps(data))
+    out = tmp_path / "h"
+    assert history.main(["--out", str(out), "--config", str(root / "asv.conf.json"),
+                         "--results", str(results), "--metric", "Toy.track_energy"]) == 0
+    text = _section((out / "testmachine" / "index.md").read_text(), "bench.Toy.track_energy")
+    assert _panel(text, "T=2")[1:] == [[first[:8], "failed", ""], [second[:8], "2", "5"]]
+    assert _panel(text, "T=4")[1:] == [[first[:8], "1", ""], [second[:8], "4", "10"]]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -3,7 +3,8 @@
 The stock ``asv publish`` dashboard loads jQuery, flot and bootstrap from CDNs, so it is a
 blank page offline. This reads the same results through asv's own Python API
 (:mod:`asv.config`, :mod:`asv.results`, :mod:`asv.benchmarks`, asv's git repository class
-for the commit order) and writes, per machine and environment, into ``OUT/<machine>/``:
+for the commit order) and writes, per machine (and environment, where a machine ran in several), into
+``OUT/<machine>/``:
 
 - ``<benchmark>.png``: one figure per benchmark (``track_*``, ``time_*``, ``peakmem_*``...),
   a line per method over commits (x: commits in git order, short hashes), one panel per value
@@ -600,8 +601,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "history", help="asv's results over commits as PNGs and Markdown/HTML tables (offline)",
         description="Read asv's results through asv's Python API and draw, per benchmark "
         "(track_*, time_*, peakmem_*), one PNG with a line per method over commits in git order, "
-        "with a table of the last N commits, into OUT/<machine>/ (index.md, index.html, "
-        "history.csv); OUT/index.html lists the machines. No scripts and no internet needed, "
+        "with a table of the last N commits, into DIR/<machine>/ (index.md, index.html, "
+        "history.csv; DIR/<machine>/<environment>/ for a machine with several asv "
+        "environments); DIR/index.html lists them. No scripts and no internet needed, "
         "unlike the asv publish dashboard, whose pages load jQuery, flot and bootstrap from CDNs.")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     p.add_argument("--results", default=None, metavar="DIR",
@@ -611,7 +613,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"asv config: results folder, repository for the commit order, commit "
                    f"links (default: {DEFAULT_CONFIG} if present)")
     p.add_argument("--machine", default=None, help="only this asv machine (default: every one)")
-    p.add_argument("--last", type=positive_int, default=DEFAULT_LAST,
+    p.add_argument("--last", type=positive_int, default=DEFAULT_LAST, metavar="N",
                    help=f"commits in the tables (the figures show all; default: {DEFAULT_LAST})")
     p.add_argument("--metric", type=_csv(str), action="append", default=None,
                    help="benchmarks to draw, comma-separated or repeated: full asv names or their "

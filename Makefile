@@ -17,17 +17,17 @@ test: $(STAMP)  ## the unit tests (pytest-benchmark checks run once as smoke tes
 perf: $(STAMP)  ## pytest-benchmark CI performance checks, JSON under .benchmarks/
 	$(BIN)/python -m pytest tests/perf --benchmark-enable --benchmark-json=.benchmarks/perf.json
 
-asv-quick: $(STAMP)  ## one quick asv run of the suite in the current environment
+asv-quick: $(STAMP)  ## one quick asv run of the suite in the current environment (-v: setup_cache's training progress)
 	$(BIN)/asv machine --yes
-	$(BIN)/asv run --python=same --set-commit-hash "$$(git rev-parse HEAD)" --quick --show-stderr
+	$(BIN)/asv run -v --python=same --set-commit-hash "$$(git rev-parse HEAD)" --quick --show-stderr
 
-asv-regression: $(STAMP)  ## asv across commits in a virtualenv (pinned deps installed once)
+asv-regression: $(STAMP)  ## asv across commits in a virtualenv (pinned deps installed once; -v: training progress)
 	$(BIN)/asv machine --yes
-	$(BIN)/asv continuous main HEAD --show-stderr
+	$(BIN)/asv continuous -v main HEAD --show-stderr
 
 asv-publish: $(STAMP)  ## the HTML dashboard under .asv/html; offline view (no CDN scripts) in .asv/html/offline
 	$(BIN)/asv publish
-	$(BIN)/python -m dta.history --out .asv/html/offline
+	$(BIN)/dta history --out .asv/html/offline
 
 training-bench: $(STAMP)  ## training throughput and the >= 90 % accuracy bar
 	$(BIN)/python scripts/bench_training.py

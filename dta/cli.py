@@ -1,4 +1,5 @@
-"""The ``dta`` command: ``dta models | train | measure | convert | bench | report | compare``.
+"""The ``dta`` command: ``dta models | train | measure | convert | bench | report | compare |
+history``.
 
 Each subcommand is a thin layer over the package API; heavy imports happen
 inside the command so ``dta --help`` stays fast. Every numeric option is
@@ -522,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="records of OLD missing in NEW are not failures (at least one "
                    "(dataset, method, T) must still be on both sides)")
     p.set_defaults(func=_cmd_compare)
+    from .history import add_parser as add_history_parser  # asv's results over commits
+
+    add_history_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ version only when a benchmark's meaning changes.
 """
 
 import contextlib
+import ctypes
 import os
 import re
 import sys
@@ -187,6 +188,23 @@ def cpu_forward_peak_bytes(run) -> int:
     return peak
 
 
+def steady_allocator() -> bool:
+    """Make glibc keep freed memory instead of returning it to the OS (no-op elsewhere).
+
+    With its defaults, some processes hand each forward's buffers back and fault them in
+    again on the next call: ~900 page faults and +15-25 % per forward in those processes
+    only (ma, T=4: 11.8 ms vs 9.7 ms with ~10 faults, measured here), which made
+    identical commits differ. Returns whether the setting took."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    # 32 MiB: glibc's largest mmap threshold on 64-bit (larger values are refused)
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 # Built once per process: asv re-runs ``setup`` before every timing sample
 # (asv_runner >= 0.3, asv#966), and rebuilding the net each time would time a fresh heap.
 _NETS: dict = {}
@@ -196,9 +214,10 @@ class Forward:
     """One eval forward of the width-16 embedded-default network on 16 digits
     (``[T, 16, 1, 8, 8]``), on one CPU thread.
 
-    One thread: on a shared 2-core machine a 2-thread forward stalls whenever a
-    neighbour holds a core (medians of 57-170 ms instead of 5-6 ms measured here),
-    so the timing would track the neighbours, not the code.
+    Conditions chosen so that identical code times the same in every process:
+    one thread (on a shared 2-core machine a 2-thread forward stalls whenever a
+    neighbour holds a core: medians of 57-170 ms instead of 5-6 ms measured here) and
+    :func:`steady_allocator` (no per-process page-fault mode).
     """
 
     params = (METHODS, [2, 4])
@@ -207,6 +226,7 @@ class Forward:
     def setup(self, method, T):
         torch.set_num_threads(1)
         if (method, T) not in _NETS:
+            steady_allocator()
             _NETS[method, T] = _default_net(method, T)
             self._forward(*_NETS[method, T])  # one-off kernel selection: not timed
         self.model, self.x = _NETS[method, T]
@@ -221,7 +241,7 @@ class Forward:
         """Seconds per eval forward (wall clock, one thread)."""
         self._forward(self.model, self.x)
 
-    time_forward.version = "1"
+    time_forward.version = "2"  # 2: one thread (1 timed two)
     # Each sample is one forward; several short processes (rounds) per commit, which
     # ``asv continuous`` interleaves between the two commits (A B B A ...), so a
     # neighbour's burst of load lands on both sides instead of deciding the ratio.

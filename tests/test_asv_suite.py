@@ -108,6 +108,11 @@ def test_forward_peak_memory_follows_T_and_method_and_repeats(capfd):
     assert "profiler_start" not in capfd.readouterr().err  # kineto's per-call lines are dropped
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_steady_allocator_takes_on_linux():
+    assert benchmarks.steady_allocator()
+
+
 def test_no_process_memory_benchmark_left():
     from asv_runner.discovery import disc_benchmarks
 

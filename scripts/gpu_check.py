@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -361,19 +362,50 @@ def section_asv(run: Run, clock: Clock) -> None:
         run.skip("asv", None, "not a git checkout")
         return
     machine = f"gpu-check-{run.stem}"
+    from asv.config import Config
+
+    config_args: list[str] = []
+    results_dir = ROOT / Config.load(str(ROOT / "asv.conf.json")).results_dir
     # a private HOME: the machine description goes there, not into the user's ~/.asv-machine.json
     home = tempfile.mkdtemp(prefix="dta-asv-home-")
+    scratch = None
+    if plan.dry_run:
+        # A rehearsal's results (every benchmark skipped) are not history: they go to a
+        # temporary results folder, so no dry-run machine shows up in asv publish or
+        # dta history of this repository.
+        from asv import util as asv_util
+
+        scratch = Path(tempfile.mkdtemp(prefix="dta-asv-dry-"))
+        conf = asv_util.load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+        for key in ("repo", "benchmark_dir", "env_dir", "html_dir"):
+            if key in conf:
+                conf[key] = str((ROOT / conf[key]).resolve())
+        results_dir = scratch / "results"
+        conf["results_dir"] = str(results_dir)
+        atomic_write_text(scratch / "asv.conf.json", json.dumps(conf, indent=1))
+        config_args = ["--config", str(scratch / "asv.conf.json")]
+    try:
+        _asv_run_in(run, asv, machine, commit, home, timeout, config_args, results_dir)
+    finally:
+        for folder in (home, scratch):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _asv_run_in(run: Run, asv: list[str], machine: str, commit: str, home: str,
+                timeout: float, config_args: list[str], results_dir: Path) -> None:
+    plan = run.plan
     env = {**os.environ, "HOME": home}
     if os.environ.get("PYTHONPATH"):  # asv drops PYTHONPATH in its benchmark processes and
         env["ASV_PYTHONPATH"] = os.environ["PYTHONPATH"]  # reads ASV_PYTHONPATH instead
     bench = "ForwardCUDA"
     if plan.asv_methods is not None:
         bench = r"ForwardCUDA\.time_forward\('(?:" + "|".join(plan.asv_methods) + r")'"
-    cmd = [*asv, "run", "--python=same", "--bench", bench, "--set-commit-hash", commit,
-           "--machine", machine, "-a", "repeat=5", "--show-stderr"]
+    cmd = [*asv, "run", *config_args, "--python=same", "--bench", bench, "--set-commit-hash",
+           commit, "--machine", machine, "-a", "repeat=5", "--show-stderr"]
     entry = {"command": " ".join(cmd), "machine": machine, "commit": commit}
     try:
-        code, _ = _run_bounded([*asv, "machine", "--yes", "--machine", machine],
+        code, _ = _run_bounded([*asv, "machine", *config_args, "--yes", "--machine", machine],
                                env=env, timeout=60)
         code, out = _run_bounded(cmd, env=env, timeout=timeout)
     except OSError as err:
@@ -384,7 +416,9 @@ def section_asv(run: Run, clock: Clock) -> None:
         run.data["asv"] = {**entry, "status": "timeout", "note": f"killed after {timeout:.0f} s"}
         run.skip("asv", None, f"asv run killed after {timeout:.0f} s")
         return
-    results = asv_results(machine, commit)
+    results = asv_results(machine, commit, results_dir)
+    if plan.dry_run:
+        entry["results_dir"] = "a temporary folder (dry run), removed after reading"
     ran = [r for r in results if r["seconds"] is not None]
     status = "ok" if code == 0 else f"asv exit code {code}"
     note = None
@@ -395,12 +429,11 @@ def section_asv(run: Run, clock: Clock) -> None:
           + (f" ({note})" if note else ""))
 
 
-def asv_results(machine: str, commit: str) -> list[dict]:
-    """The ForwardCUDA results asv saved for ``machine`` at ``commit`` (seconds, None if skipped)."""
+def asv_results(machine: str, commit: str, results_dir: Path) -> list[dict]:
+    """The ForwardCUDA results asv saved in ``results_dir`` for ``machine`` at ``commit``
+    (seconds, None if skipped)."""
     from asv import results as asv_results_module
-    from asv.config import Config
 
-    results_dir = ROOT / Config.load(str(ROOT / "asv.conf.json")).results_dir
     rows = []
     for result in asv_results_module.iter_results_for_machine_and_hash(
             str(results_dir), machine, commit):

@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -24,6 +25,10 @@ def dry_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gpu-check")
     gpu_results = ROOT / "results" / "gpu"
     before = sorted(gpu_results.iterdir()) if gpu_results.exists() else None
+    # the dry run's asv results go to a temporary folder, not into the repository's history
+    slug = device_slug(platform.machine() or "cpu")
+    asv_machine = ROOT / ".asv" / "results" / f"gpu-check-dry-run-cpu-{slug}"
+    asv_before = asv_machine.exists()
     env = {**os.environ, "TMPDIR": str(tmp)}  # the dry run's default output: a new temp folder
     proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--methods", "none,gac",
                            "--compile-methods", "none", "--budget-s", "600"],
@@ -33,7 +38,8 @@ def dry_run(tmp_path_factory):
     written = re.search(r"^written: (\S+\.json), (\S+\.md), (\S+\.png)$", proc.stdout, re.M)
     assert written, proc.stdout[-2000:]
     return {"stdout": proc.stdout, "paths": [Path(p) for p in written.groups()], "tmp": tmp,
-            "results_untouched": before == after}
+            "results_untouched": before == after,
+            "asv_history_untouched": asv_before or not asv_machine.exists()}
 
 
 @pytest.mark.slow
@@ -42,6 +48,7 @@ def test_dry_run_end_to_end(dry_run):
     assert out.count("DRY RUN") >= 2 and "These numbers say nothing about a GPU" in out
     json_path, md_path, png_path = dry_run["paths"]
     assert dry_run["tmp"] in json_path.parents and dry_run["results_untouched"]
+    assert dry_run["asv_history_untouched"]
     assert json_path.name.startswith("dry-run-cpu-") and png_path.stat().st_size > 10_000
     data = validate_gpu_check(json.loads(json_path.read_text(), parse_constant=_no_nan))
     assert data["dry_run"] is True and data["complete"] is True and data["device"] == "cpu"

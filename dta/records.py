@@ -26,8 +26,7 @@ Only records are read. Other JSON the project writes declares its own ``schema``
 (the GPU check ``dta-bench/gpu-check/v1``, the training-throughput file
 :data:`TRAINING_SCHEMA`): a folder search skips such a file silently, a file named
 explicitly is reported as not a record. A JSON object with no ``schema`` key is
-reported (it may be a record someone stripped), except the training-throughput
-file as ``scripts/bench_training.py`` wrote it before it declared its schema.
+reported (it may be a record someone stripped).
 """
 
 from __future__ import annotations
@@ -46,8 +45,6 @@ from .io import atomic_write_text
 SCHEMA = "dta-bench/record/v1"
 #: ``scripts/bench_training.py``'s output (training samples/s and the accuracy bar)
 TRAINING_SCHEMA = "dta-bench/training-throughput/v1"
-#: the top-level keys of that file before it carried :data:`TRAINING_SCHEMA`
-_LEGACY_TRAINING_KEYS = {"commit", "environment", "throughput", "accuracy_bar"}
 REQUIRED = {"schema": str, "dataset": str, "method": str, "model": str, "T": int, "seed": int,
             "commit": str, "params": int, "accuracy": float}
 
@@ -126,14 +123,11 @@ def declared_other(data: object) -> str | None:
     """The schema of a JSON object that says it is not a record, else None.
 
     A string ``schema`` other than a record's (``dta-bench/record/...``: another record
-    version is a record this code cannot read, reported by :func:`validate`), or the
-    training-throughput file written before it declared :data:`TRAINING_SCHEMA`.
+    version is a record this code cannot read, reported by :func:`validate`).
     """
     if not isinstance(data, dict):
         return None
     schema = data.get("schema")
-    if schema is None and set(data) == _LEGACY_TRAINING_KEYS:
-        return TRAINING_SCHEMA
     if isinstance(schema, str) and not schema.startswith("dta-bench/record/"):
         return schema
     return None

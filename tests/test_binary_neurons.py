@@ -5,6 +5,9 @@ scan of its input; these tests pin which neurons are trusted and that the counts
 are the same as with the scan.
 """
 
+import math
+
+import pandas as pd
 import pytest
 import torch
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
@@ -25,6 +28,30 @@ from dta.neuron import FaithfulLIF
 ], ids=["faithful-m", "faithful-s", "if", "lif-atan", "plif-sigmoid"])
 def test_trusted(make):
     assert counter.emits_binary_spikes(make())
+
+
+# Inputs that end exactly on the threshold, far above and below it, signed zeros, subnormals,
+# infinities and NaN, over several steps: whatever comes in, a trusted neuron emits 0 or 1.
+_EDGES = torch.tensor([-math.inf, -1e30, -1.0, -1e-45, -0.0, 0.0, 1e-45, 0.5, 1.0, 2.0, 1e30,
+                       math.inf, math.nan])
+
+
+@pytest.mark.parametrize("step_mode", ["m", "s"])
+@pytest.mark.parametrize("make", [
+    FaithfulLIF,
+    lambda **kw: neuron.IFNode(**kw),
+    lambda **kw: neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(), **kw),
+    lambda **kw: neuron.ParametricLIFNode(surrogate_function=surrogate.Sigmoid(), **kw),
+], ids=["faithful", "if", "lif-atan", "plif-sigmoid"])
+def test_trusted_neurons_emit_only_0_and_1(make, step_mode):
+    torch.manual_seed(0)
+    x = torch.cat([_EDGES.repeat(4, 2, 1), torch.randn(4, 2, 64) * 3], dim=-1)  # [T, B, N]
+    node = make(step_mode=step_mode)
+    assert counter.emits_binary_spikes(node)
+    with torch.no_grad():
+        out = node(x) if step_mode == "m" else torch.stack([node(x[t]) for t in range(4)])
+    assert out.shape == x.shape and ((out == 0) | (out == 1)).all()
+    assert out.sum() > 0  # it fired: the check is not over an all-zero output
 
 
 class _ScaledLIF(neuron.LIFNode):  # a subclass may fire differently: not trusted
@@ -48,12 +75,13 @@ def test_not_trusted(make):
     assert not counter.emits_binary_spikes(make())
 
 
-def _totals(net, x, monkeypatch, trust: bool):
+def _counts(net, x, monkeypatch, trust: bool):
+    """Totals and the per-row traffic table of one profile, with or without the shortcut."""
     if not trust:
         monkeypatch.setattr(counter, "emits_binary_spikes", lambda module: False)
     report = profile(net, x)
     monkeypatch.undo()
-    return report.totals, report.layers if hasattr(report, "layers") else None
+    return report.totals, report.traffic
 
 
 def _skipped_scans(net, x, monkeypatch) -> int:
@@ -79,9 +107,10 @@ def test_counts_equal_with_and_without_trust(network, monkeypatch):
                            width=8)
         x = repeat_static(torch.rand(4, 1, 8, 8), 4)
     net.eval()
-    trusted, _ = _totals(net, x, monkeypatch, trust=True)
-    scanned, _ = _totals(net, x, monkeypatch, trust=False)
+    trusted, trusted_rows = _counts(net, x, monkeypatch, trust=True)
+    scanned, scanned_rows = _counts(net, x, monkeypatch, trust=False)
     assert trusted == scanned
+    pd.testing.assert_frame_equal(trusted_rows, scanned_rows, check_exact=True)
     assert trusted["ac"] > 0  # spike inputs were found: the comparison has teeth
     # with trust, known-spike inputs are not scanned at all
     monkeypatch.setattr(counter, "emits_binary_spikes", lambda module: False)
@@ -129,8 +158,7 @@ def test_in_place_product_on_the_spikes_is_not_a_select():
     r = profile(Gate().eval(), torch.full((2, 1, 4), 2.0))
     muls = r.traffic[r.traffic.op.isin(["mul", "mul_"])]
     assert len(muls) >= 2
-    # the operands are classified after the op ran (as without the shortcut): inside the
-    # in-place product the spike storage's version is not bumped yet, so the shortcut
-    # must not vouch for it
-    # (as without the shortcut): both products are MACs, neither a select
+    # inside the in-place product the spike storage's version is not bumped yet, so the
+    # shortcut must not vouch for it: as without the shortcut, the operands are classified
+    # after the op ran, and both products are MACs, neither a select
     assert (muls["select"] == 0).all() and (muls["mac"] > 0).all()

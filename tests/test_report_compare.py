@@ -81,11 +81,11 @@ def _write(path: Path, records):
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
-#: ``results/bench/training.json`` as scripts/bench_training.py wrote it before it declared
-#: its schema (values trimmed)
-LEGACY_TRAINING = {"commit": "6baa786+dirty", "environment": {"python": "3.11.7"},
-                   "throughput": [{"model": "ms_resnet18", "samples_per_s": 146.4}],
-                   "accuracy_bar": {"bar": 0.9, "passed": True, "accuracy": {"dta": 0.986}}}
+#: ``results/bench/training.json`` as scripts/bench_training.py writes it (values trimmed)
+TRAINING = {"schema": TRAINING_SCHEMA, "commit": "6baa786+dirty",
+            "environment": {"python": "3.11.7"},
+            "throughput": [{"model": "ms_resnet18", "samples_per_s": 146.4}],
+            "accuracy_bar": {"bar": 0.9, "passed": True, "accuracy": {"dta": 0.986}}}
 
 
 def test_compare_cli_exit_codes_and_bad_files(tmp_path, capsys):
@@ -99,9 +99,7 @@ def test_compare_cli_exit_codes_and_bad_files(tmp_path, capsys):
     (tmp_path / "new" / "other.json").write_text(json.dumps({"schema": "someone/else"}))
     (tmp_path / "new" / "gpu.json").write_text(json.dumps({"schema": "dta-bench/gpu-check/v1"}))
     (tmp_path / "new" / "bench").mkdir()
-    (tmp_path / "new" / "bench" / "training.json").write_text(json.dumps(LEGACY_TRAINING))
-    (tmp_path / "new" / "bench" / "training2.json").write_text(
-        json.dumps({"schema": TRAINING_SCHEMA, **LEGACY_TRAINING}))
+    (tmp_path / "new" / "bench" / "training.json").write_text(json.dumps(TRAINING))
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "old")]) == 0
     assert "compared 2 (dataset, method, T) group(s): 2 record pair(s)" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "new")]) == 1

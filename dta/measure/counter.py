@@ -128,9 +128,11 @@ def emits_binary_spikes(module: nn.Module) -> bool:
     True for the dta-bench LIF and spikingjelly's IF, LIF and parametric LIF (these
     exact classes: a subclass may fire differently) whose surrogate is one of
     spikingjelly's Heaviside-forward ones in spiking mode, with no forward hook
-    and no instance-level override of a forward method. Every execution path of
-    these classes (Python loop, spikingjelly's CPU ops and Triton kernels, the
-    ``dta::lif_multistep`` op) writes spikes as the result of a comparison. Each
+    and no instance-level override of a forward method. Their execution paths
+    (Python loop, spikingjelly's CPU ops and Triton kernels, the
+    ``dta::lif_multistep`` op) write spikes as the result of a comparison, as read
+    in their sources; the CPU paths, multi- and single-step, are checked on edge
+    inputs in ``tests/test_binary_neurons.py``, the CUDA ones are not. Each
     surrogate class is also probed once on edge values (signed zeros, subnormals,
     infinities, NaN). The counter then skips the exact {0, 1} test of a
     convolution input that is such a neuron's untouched output.

@@ -16,8 +16,8 @@ from bench.benchmarks import steady_allocator  # noqa: E402 - the asv suite's, o
 
 def steady() -> bool:
     """Time under the asv suite's allocator setting: glibc keeps freed memory, so no call
-    pays page faults to get its buffers back (on the default network they made the plain
-    forward 28-45 ms and flattered every ratio against it). Idempotent."""
+    pays page faults to get its buffers back (they slow the plain forward, the denominator
+    of every ratio, by an amount that varies from process to process). Idempotent."""
     return steady_allocator()
 
 

@@ -408,3 +408,137 @@ def test_spike_test_is_exact(n):
     x[n // 2] = -0.0  # a zero
     assert rules.is_binary(x)
     assert rules.is_binary(spikes.half()) and not rules.is_binary((spikes * 0.5).bfloat16())
+
+
+@pytest.mark.parametrize("stride,padding,groups,size", [
+    (1, 1, 1, (7, 6)), (2, 1, 2, (7, 6)), (1, 0, 4, (9, 8)), (2, 2, 1, (9, 8)), (3, 1, 2, (9, 9))])
+def test_dense_weights_are_counted_per_spatial_position_exactly(monkeypatch, stride, padding,
+                                                               groups, size):
+    """A weight without zeros feeds every input channel alike: the counter then sums the
+    active inputs over channels too (both reduction orders: fewer and more than 64
+    positions) and must still match the brute force, for spikes and real inputs."""
+    from dta.measure import rules
+
+    torch.manual_seed(stride + 3 * padding + groups)
+    conv = nn.Conv2d(4, 8, 3, stride=stride, padding=padding, groups=groups, bias=False)
+    seen = []
+    original = rules.active_counts
+
+    def spy(x, groups, binary, mask=None, per_channel=True):
+        seen.append(per_channel)
+        return original(x, groups, binary, mask, per_channel)
+
+    monkeypatch.setattr(rules, "active_counts", spy)
+    spikes = (torch.rand(2, 3, 4, *size) < 0.3).float()
+    expected = brute_force_effective(spikes.flatten(0, 1), conv.weight, stride, padding, groups)
+    profile(Seq(conv), spikes)  # learns that the layer is one convolution
+    seen.clear()
+    r = profile(Seq(conv), spikes)
+    assert seen == [False]  # counted from the hooks, channels summed
+    assert r.totals["ac"] * 3 == pytest.approx(expected, abs=1e-9)
+    real = spikes * (torch.rand_like(spikes) * 3 - 1.5)  # same zeros, real values
+    rr = profile(Seq(conv), real)
+    assert rr.totals["ac"] == 0 and rr.totals["mac"] * 3 == pytest.approx(expected, abs=1e-9)
+    per_step = r.ops.groupby("t")["count"].sum().to_numpy() * 3
+    steps = [brute_force_effective(spikes[t], conv.weight, stride, padding, groups)
+             for t in range(2)]
+    assert per_step.tolist() == pytest.approx(steps, abs=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3, 4), (6, 5, 9, 8), (6, 3, 70)])
+def test_active_counts_summed_over_channels_equal_the_per_channel_counts(shape):
+    from dta.measure import rules
+
+    torch.manual_seed(0)
+    spikes = (torch.rand(shape) < 0.4).float()
+    real = spikes * torch.randn(shape)
+    real[0, 0].view(-1)[0] = float("nan")  # NaN counts as nonzero
+    for x, binary in ((spikes, True), (real, False)):
+        full = rules.active_counts(x, 3, binary)
+        summed = full.reshape(3, shape[1], -1).sum(1)
+        assert torch.equal(rules.active_counts(x, 3, binary, per_channel=False), summed)
+        mask = torch.empty(shape, dtype=torch.bool)
+        assert torch.equal(rules.active_counts(x, 3, binary, mask, per_channel=False), summed)
+
+
+def test_active_counts_stay_exact_past_float32_integers():
+    """2**24 + 1 spikes in one position: not a float32 integer, so the sum widens first."""
+    from dta.measure import rules
+
+    x = torch.ones(2 ** 24 + 1, 1, 1)
+    assert rules.active_counts(x, 1, True, per_channel=False).item() == 2 ** 24 + 1
+
+
+def test_profile_resets_a_model_a_forward_left_dirty():
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    clean = profile(_copy_of(net), x)
+    with torch.no_grad():
+        net(x)  # no reset_net: the neurons keep their membrane potentials
+    assert _counts(profile(net, x)) == _counts(clean)
+    assert all(m.v == 0.0 for m in net.modules() if hasattr(m, "v"))  # reset after too
+    assert _counts(profile(net, x)) == _counts(clean)
+
+
+def test_a_module_with_its_own_reset_is_always_reset():
+    from dta.measure import counter
+
+    P = __import__("sys").modules["dta.measure.profile"]
+
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def reset(self):
+            self.calls += 1
+
+        def forward(self, x):
+            return x
+
+    net = nn.Sequential(_spiking_block(), Stateful())
+    state = counter.model_state(net)
+    assert not P._is_reset(state)  # not a spikingjelly reset: cannot be checked, so reset
+    profile(net, torch.rand(2, 3, 1, 8, 8) * 4)
+    assert net[1].calls == 2  # before and after the forward
+
+
+def test_swapped_modules_are_named_anew():
+    """Two neurons swapped in place: the same module objects under each other's names. The
+    first neuron to run is still called "2" (names follow the tree, not the objects)."""
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    first = profile(net, x).firing["layer"].drop_duplicates().tolist()
+    assert first == ["2", "5"]
+    net[2], net[5] = net[5], net[2]
+    assert profile(net, x).firing["layer"].drop_duplicates().tolist() == ["2", "5"]
+    net.add_module("extra", faithful_lif())  # a new module at the end: a neuron row of its own
+    assert profile(net, x).firing["layer"].drop_duplicates().tolist() == ["2", "5", "extra"]
+
+
+class _Gate(nn.Module):
+    """An attention-style gate: a real factor times a binary neuron's spikes (in that order)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lif = faithful_lif()
+
+    def forward(self, x):
+        s = self.lif(x)
+        return torch.sigmoid(x) * s
+
+
+def test_a_product_with_known_spikes_scans_no_factor(monkeypatch):
+    from dta.measure import rules
+
+    x = torch.rand(2, 3, 4, 5, 5) * 3
+    net = _Gate()
+    expected = profile(net, x)
+    scanned = []
+    original = rules.is_binary
+    monkeypatch.setattr(rules, "is_binary",
+                        lambda t, *a, **k: scanned.append(tuple(t.shape)) or original(t, *a, **k))
+    r = profile(net, x)
+    assert scanned == []  # the spikes settle it: the sigmoid output is not scanned
+    assert r.totals["select"] == expected.totals["select"] == x.numel() / 3
+    assert r.traffic.equals(expected.traffic)

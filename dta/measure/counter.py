@@ -272,11 +272,11 @@ class _ModelState:
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
 
     def refresh(self, model: nn.Module) -> None:
-        named = list(model.named_modules())
-        key = tuple((n, id(m), type(m)) for n, m in named)
+        key = _tree_key(model)
         if key == self.key:
             return
         self.key = key
+        named = list(model.named_modules())
         self.names = {id(m): n or type(m).__name__ for n, m in named}
         # the submodules by name; not the model itself (this state is a value of a weak
         # dictionary keyed by the model: a reference to it would keep it alive)
@@ -295,6 +295,29 @@ class _ModelState:
         self.derived = {}
         self.param_key = None
         self.own_params = {}
+        # what spikingjelly's reset_net resets: every module with a callable reset()
+        self.resettable = tuple(m for _, m in named if callable(getattr(m, "reset", None)))
+
+
+def _tree_key(model: nn.Module) -> tuple:
+    """The module tree's shape: every module's class, its children's names and ids, in a
+    fixed order. Equal keys mean equal ``(name, id, class)`` for every module of
+    ``named_modules``, at half the cost of that walk (no name strings are built)."""
+    key = []
+    stack = [model]
+    seen = {id(model)}
+    while stack:
+        m = stack.pop()
+        key.append(type(m))
+        children = m._modules
+        if children:
+            key.append(tuple(children))
+            key.append(tuple(map(id, children.values())))
+            for c in children.values():
+                if c is not None and id(c) not in seen:
+                    seen.add(id(c))
+                    stack.append(c)
+    return tuple(key)
 
 
 _STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
@@ -557,7 +580,11 @@ class OpCounter(TorchDispatchMode):
                     self._settle()  # only a convolution reading them counts the spikes
                 spikes = self._class_of(xa, ptr) == SPIKE
                 groups = self._groups(xa.shape[0])
-                seen = (ptr, xa._version, xa.shape, xa.stride(), xa.storage_offset(), groups)
+                # a weight without zeros feeds every input channel alike: count the active
+                # inputs per spatial position only (channels summed, a smaller fan-out)
+                per_channel = not self._dense_weight(state["_parameters"]["weight"])
+                seen = (ptr, xa._version, xa.shape, xa.stride(), xa.storage_offset(), groups,
+                        per_channel)
                 if self._last_input is not None and self._last_input[0] == seen:
                     binary, active = self._last_input[1]  # read again (a downsample branch)
                 else:
@@ -568,10 +595,10 @@ class OpCounter(TorchDispatchMode):
                         binary = rules.is_binary(xa, head=not spikes,
                                                  work=self._work(xa, xa.dtype) if big else None)
                     active = rules.active_counts(xa, groups, binary, self._work(
-                        xa, torch.bool) if big and not binary else None)
+                        xa, torch.bool) if big and not binary else None, per_channel)
                     # keeping the tensor keeps its storage: the address cannot be reused
                     self._last_input = (seen, (binary, active), xa)
-                pre = (xa, ptr, spikes, binary, groups, active)
+                pre = (xa, ptr, spikes, binary, groups, active, per_channel)
             elif self._pending is not None:
                 self._settle()
             self._frames.append((key, "fast", spec, name, mode, pre))
@@ -894,16 +921,29 @@ class OpCounter(TorchDispatchMode):
                    if isinstance(t, torch.Tensor) and t.dim() > 0]
         classes = {}
         binary = False
-        for i, t in factors:  # short-circuits: one spike factor makes the product a select
+        # One spike factor makes the product a select: the first factor a binary neuron
+        # emitted (nothing wrote to it since) settles it without a scan; else the first
+        # factor a scan finds {0, 1}. The other factor keeps the class known for it.
+        found = None
+        scan = []
+        out_ptr = _ptr(out)
+        for i, t in factors:
             ptr = _ptr(t)
             spikes = self._class_of(t, ptr) == SPIKE
             # an in-place product writes into t: inside dispatch its version is not bumped yet
-            known = spikes and ptr != _ptr(out) and self._known_binary(t, ptr)
-            if known or rules.is_binary(t, head=not spikes):
-                binary = True
-                classes[i] = SPIKE
-                self._mark(t, SPIKE)
+            if spikes and ptr != out_ptr and self._known_binary(t, ptr):
+                found = (i, t)
                 break
+            scan.append((i, t, spikes))
+        else:
+            for i, t, spikes in scan:  # short-circuits
+                if rules.is_binary(t, head=not spikes):
+                    found = (i, t)
+                    break
+        if found is not None:
+            binary = True
+            classes[found[0]] = SPIKE
+            self._mark(found[1], SPIKE)
         all_spikes = binary and all(classes.get(i, self._class_of(t)) == SPIKE
                                     for i, t in factors)
         self._element(scope, name, {"mac": rules.out_numel(out)}, args[:2], out,
@@ -933,9 +973,15 @@ class OpCounter(TorchDispatchMode):
         self._fanout[key] = (weakref.ref(w), w._version, ptr, value)
         return value
 
+    def _dense_weight(self, w: torch.Tensor) -> bool:
+        """The weight has no zero (cached per weight and version)."""
+        return self._weight_entry(("dense", id(w)), w,
+                                  lambda: int(torch.count_nonzero(w)) == w.numel())
+
     def _conv(self, scope: str, name: str, args, out, pre: tuple | None = None) -> None:
         """``pre``: (input, its storage pointer, whether it is known to hold spikes, binary,
-        groups, active counts) measured by the layer's pre-hook."""
+        groups, active counts, whether they are per channel or per spatial position)
+        measured by the layer's pre-hook."""
         x, w, bias = args[0], args[1], args[2]
         stride, padding, dilation, transposed, output_padding, groups = args[3:9]
         x_shape = tuple(x.shape)
@@ -943,16 +989,22 @@ class OpCounter(TorchDispatchMode):
                bool(transposed), tuple(output_padding), int(groups))
 
         def make():
-            fan = rules.conv_fanout(x.shape, w, stride, padding, dilation, transposed,
-                                    output_padding, groups).reshape(-1)
+            if not transposed and self._dense_weight(w):  # the same for every input channel
+                spatial = rules.conv_fanout_spatial(x_shape, w, stride, padding, dilation,
+                                                    groups)
+                fan = spatial.reshape(1, -1).expand(x_shape[1], -1).reshape(-1)
+            else:
+                spatial = None
+                fan = rules.conv_fanout(x.shape, w, stride, padding, dilation, transposed,
+                                        output_padding, groups).reshape(-1)
             dense = rules.conv_dense_macs(x_shape, w, tuple(out.shape), transposed)
             kernel = math.prod(w.shape[2:])
             c_out = w.shape[1] * groups if transposed else w.shape[0]
             per_event = c_out // groups
             ops_factor = math.prod(-(-k // s) for k, s in zip(w.shape[2:], stride))
-            return fan, dense, per_event * kernel, per_event * ops_factor, c_out * kernel
+            return fan, spatial, dense, per_event * kernel, per_event * ops_factor, c_out * kernel
 
-        fan, dense, fanout, fanout_ops, kernel_words = self._weight_entry(key, w, make)
+        fan, spatial, dense, fanout, fanout_ops, kernel_words = self._weight_entry(key, w, make)
         n = x_shape[0]
         if pre is None:
             binary = rules.is_binary(x)
@@ -960,8 +1012,10 @@ class OpCounter(TorchDispatchMode):
             active = rules.active_counts(x, groups, binary)
             in_class = self._input_class(x, binary)
         else:  # measured by the layer's pre-hook
-            _, ptr, spikes, binary, groups, active = pre
+            _, ptr, spikes, binary, groups, active, per_channel = pre
             in_class = SPIKE if spikes else self._input_class(x, binary)
+            if not per_channel:  # active inputs per spatial position (the weight is dense)
+                fan = spatial
         per_group = active @ fan  # exact: integer products and sums below 2**53
         nnz = active.sum(1) if binary else None
         if self._pending is not None:

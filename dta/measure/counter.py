@@ -270,9 +270,10 @@ class _ModelState:
         self.param_key: tuple | None = None  # (id, numel) of every parameter, in order
         self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
+        self.params: list | None = None  # every parameter, as the last refresh found them
 
     def refresh(self, model: nn.Module) -> None:
-        key = _tree_key(model)
+        key, self.params = _tree_key(model)
         if key == self.key:
             return
         self.key = key
@@ -299,16 +300,21 @@ class _ModelState:
         self.resettable = tuple(m for _, m in named if callable(getattr(m, "reset", None)))
 
 
-def _tree_key(model: nn.Module) -> tuple:
+def _tree_key(model: nn.Module) -> tuple[tuple, list]:
     """The module tree's shape: every module's class, its children's names and ids, in a
-    fixed order. Equal keys mean equal ``(name, id, class)`` for every module of
-    ``named_modules``, at half the cost of that walk (no name strings are built)."""
+    fixed order, and the parameters found on the way. Equal keys mean equal ``(name, id,
+    class)`` for every module of ``named_modules``, at half the cost of that walk (no name
+    strings are built)."""
     key = []
+    params = []
     stack = [model]
     seen = {id(model)}
     while stack:
         m = stack.pop()
         key.append(type(m))
+        own = m._parameters
+        if own:
+            params.extend(p for p in own.values() if p is not None)
         children = m._modules
         if children:
             key.append(tuple(children))
@@ -317,7 +323,7 @@ def _tree_key(model: nn.Module) -> tuple:
                 if c is not None and id(c) not in seen:
                     seen.add(id(c))
                     stack.append(c)
-    return tuple(key)
+    return tuple(key), params
 
 
 _STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
@@ -428,7 +434,10 @@ class OpCounter(TorchDispatchMode):
         self.model = model
         self.T, self.B = int(T), int(B)
         self.fold_bn = fold_bn
-        self.state = state if state is not None else model_state(model)
+        if state is None:
+            state = model_state(model)
+            state.params = None  # entered later, maybe after a change: __enter__ walks again
+        self.state = state
         self.names = self.state.names
         self._roles = self.state.roles
         self.neuron_ids = self.state.neuron_ids
@@ -763,14 +772,14 @@ class OpCounter(TorchDispatchMode):
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self):
         self._reset()
-        self._param_ptrs = {}
-        key = []
-        for m in (self.model, *self.state.modules.values()):
-            for p in m._parameters.values():
-                if p is not None:
-                    self._param_ptrs[_ptr(p)] = p
-                    key.append((id(p), p.numel()))
-        key = tuple(key)
+        # the parameters the walk of model_state() just found (profile() calls it, then
+        # enters at once); an OpCounter built without a state walks the tree again here
+        params = self.state.params
+        self.state.params = None
+        if params is None:
+            params = _tree_key(self.model)[1]
+        self._param_ptrs = {_ptr(p): p for p in params}
+        key = (tuple(map(id, params)), tuple(p.numel() for p in params))
         if key != self.state.param_key:  # parameters replaced or resized: recount
             self.state.param_key = key
             self.state.own_params = {}

@@ -90,9 +90,9 @@ def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = No
         # taken across it (not only the first ones: a region may be all zeros): that settles
         # it without a pass over the whole tensor. The sample is _CHUNKS runs of contiguous
         # elements spread over the tensor (a few cache lines each, not one per element).
-        step = n // _CHUNKS
-        sample = xf.view(-1)[:step * _CHUNKS].view(_CHUNKS, step)[:, :_HEAD // _CHUNKS]
-        if torch.addcmul(sample, sample, sample, value=-1).abs_().sum().item() != 0:
+        sample = xf.as_strided((_CHUNKS, _HEAD // _CHUNKS), (n // _CHUNKS, 1),
+                               xf.storage_offset())
+        if torch.count_nonzero(torch.addcmul(sample, sample, sample, value=-1)).item():
             return False
     if work is not None and xf is x:
         d = torch.addcmul(xf, xf, xf, value=-1, out=work)

@@ -147,8 +147,10 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
 
 #: spatial size from which :func:`active_counts` sums ``[groups, rows*C, S]`` over its
 #: middle dimension in one pass; below it, over the rows then the channels. Chosen from a
-#: CPU microbenchmark of both orders on the conv inputs of ``tests/perf``'s networks (one
-#: thread; S = 64: 17-29 us against 40-68 us, S = 4: 22 us against 13 us).
+#: CPU microbenchmark (a scratch script, not in the repository) of both orders on
+#: conv-input shapes of ``tests/perf``'s networks, one thread, warm cache: spikes at
+#: S = 64, 17-29 us against 41-68 us; at S = 4, 22 us against 14 us; nonzero masks of
+#: real inputs at S = 64, 44-81 us against 54-113 us; at S = 16, 120 us against 55 us.
 _WIDE_ROWS = 64
 
 

@@ -411,11 +411,12 @@ def test_spike_test_is_exact(n):
 
 
 @pytest.mark.parametrize("stride,padding,groups,size", [
-    (1, 1, 1, (7, 6)), (2, 1, 2, (7, 6)), (1, 0, 4, (9, 8)), (2, 2, 1, (9, 8)), (3, 1, 2, (9, 9))])
+    (1, 1, 1, (7, 6)), (2, 1, 2, (7, 6)), (1, 0, 4, (9, 8)), (2, 2, 1, (9, 8)), (3, 1, 2, (9, 9)),
+    (1, 1, 2, (3, 4))])
 def test_dense_weights_are_counted_per_spatial_position_exactly(monkeypatch, stride, padding,
                                                                groups, size):
     """A weight without zeros feeds every input channel alike: the counter then sums the
-    active inputs over channels too (both reduction orders: fewer and more than 64
+    active inputs over channels too (both reduction orders: fewer and more than 16
     positions) and must still match the brute force, for spikes and real inputs."""
     from dta.measure import rules
 
@@ -462,11 +463,14 @@ def test_active_counts_summed_over_channels_equal_the_per_channel_counts(shape):
 
 
 def test_active_counts_stay_exact_past_float32_integers():
-    """2**24 + 1 spikes in one position: not a float32 integer, so the sum widens first."""
+    """2**24 + 1 active inputs in one position: not a float32 integer, so the sum is taken
+    in float64 (spikes and nonzero masks, per channel or summed over channels)."""
     from dta.measure import rules
 
-    x = torch.ones(2 ** 24 + 1, 1, 1)
-    assert rules.active_counts(x, 1, True, per_channel=False).item() == 2 ** 24 + 1
+    for value, binary in ((1.0, True), (0.5, False)):
+        x = torch.full((2 ** 24 + 1, 1, 1), value)
+        for per_channel in (True, False):
+            assert rules.active_counts(x, 1, binary, per_channel=per_channel).item() == 2 ** 24 + 1
 
 
 def test_profile_resets_a_model_a_forward_left_dirty():

@@ -682,10 +682,11 @@ class OpCounter(TorchDispatchMode):
                 # Spikes = sum of |s|: the count for {0, 1} spikes, unit events for integer
                 # (multi-spike) neurons, both signs for ternary ones.
                 s = out.detach().reshape(steps, -1).float()
+                # (summed in float64: exact past 2**24 spikes per step)
                 if s.numel() and s.amin().item() >= 0:  # no negative spikes: no |.| pass
-                    self._neu_t[index] = s.sum(1)
+                    self._neu_t[index] = s.sum(1, dtype=torch.float64)
                 else:
-                    self._neu_t[index] = s.abs().sum(1)
+                    self._neu_t[index] = s.abs().sum(1, dtype=torch.float64)
         finally:
             self._opaque -= 1
 

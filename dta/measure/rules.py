@@ -111,47 +111,43 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
 
     ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
     blocks (``groups=T`` for a time-major ``[T*B, ...]`` input). A spike tensor
-    is its own indicator (summed in float32); other inputs are counted through
-    their nonzero mask (one byte per element, summed in int32; NaN counts as
-    nonzero). Counts are exact, then widened for the dot product with the
-    fan-out so sums of up to 2**53 stay exact. ``mask``: a bool tensor shaped
-    like ``x`` to write the nonzero mask into (instead of a new one).
+    is its own indicator; other inputs are counted through their nonzero mask
+    (one byte per element; NaN counts as nonzero). Sums accumulate in float32
+    while every count stays below 2**24 (exact), else in float64, and are
+    returned as float64 for the dot product with the fan-out (exact below
+    2**53). ``mask``: a bool tensor shaped like ``x`` to write the nonzero mask
+    into (instead of a new one).
 
     ``per_channel=False`` (for ``x`` of shape ``[N, C, *spatial]`` read by a
     convolution whose fan-out is the same for every input channel, see
     :func:`conv_fanout_spatial`): the channels are summed too, features are the
     spatial positions (``[groups, prod(spatial)]``).
     """
-    n = x.shape[0]
-    rows = n // groups
-    if per_channel or x.dim() < 3:
-        if binary:
-            return x.reshape(groups, rows, -1).sum(1, dtype=torch.float32).to(torch.float64)
-        mask = (mask.copy_(x) if mask is not None else x.bool()).view(torch.uint8)
-        return mask.reshape(groups, rows, -1).sum(1, dtype=torch.int32).to(torch.float64)
-    c = x.shape[1]
-    s = x[0, 0].numel()
-    if binary:
-        src, dtype = x, torch.float32
-        if rows * c >= 1 << 24:  # float32 sums of integers are exact below 2**24
-            src, dtype = x.double(), torch.float64
+    rows = x.shape[0] // groups
+    channels = per_channel or x.dim() < 3
+    c = 1 if channels else x.shape[1]
+    dtype = torch.float32 if rows * c < 1 << 24 else torch.float64
+    src = x if binary else (mask.copy_(x) if mask is not None else x.bool()).view(torch.uint8)
+    if channels:
+        out = src.reshape(groups, rows, -1).sum(1, dtype=dtype)
     else:
-        src = (mask.copy_(x) if mask is not None else x.bool()).view(torch.uint8)
-        dtype = torch.int32
-    if s >= _WIDE_ROWS:  # one reduction over (rows, channels): fastest with long rows
-        out = src.reshape(groups, rows * c, s).sum(1, dtype=dtype)
-    else:  # short rows: over the rows first (wide features), then the few channels
-        out = src.reshape(groups, rows, c * s).sum(1, dtype=dtype).reshape(groups, c, s).sum(1)
+        s = x[0, 0].numel()
+        if s >= _WIDE_ROWS:  # one reduction over (rows, channels): fastest with long rows
+            out = src.reshape(groups, rows * c, s).sum(1, dtype=dtype)
+        else:  # short rows: over the rows first (wide features), then the few channels
+            out = src.reshape(groups, rows, c * s).sum(1, dtype=dtype).reshape(
+                groups, c, s).sum(1)
     return out.to(torch.float64)
 
 
 #: spatial size from which :func:`active_counts` sums ``[groups, rows*C, S]`` over its
 #: middle dimension in one pass; below it, over the rows then the channels. Chosen from a
-#: CPU microbenchmark (a scratch script, not in the repository) of both orders on
-#: conv-input shapes of ``tests/perf``'s networks, one thread, warm cache: spikes at
-#: S = 64, 17-29 us against 41-68 us; at S = 4, 22 us against 14 us; nonzero masks of
-#: real inputs at S = 64, 44-81 us against 54-113 us; at S = 16, 120 us against 55 us.
-_WIDE_ROWS = 64
+#: CPU microbenchmark (a scratch script, not in the repository) of both orders, float32
+#: sums, one thread, warm cache, middle against rows-first, spikes / nonzero masks:
+#: S = 4: 22 / 37 us against 15 / 28 us; S = 16: 25 / 52 against 39 / 58; S = 64: 16-30 /
+#: 45-84 against 38-70 / 57-119; S = 256: 39-71 / 92-180 against 57-110 / 116-214;
+#: S = 1024: 291 / 662 against 225 / 954 (batch 8) and 2030 / 17375 against 2100 / 17323.
+_WIDE_ROWS = 16
 
 
 # ---------------------------------------------------------------------------

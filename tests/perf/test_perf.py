@@ -39,7 +39,7 @@ from dta.measure import neurobench_synops, profile
 from dta.measure.counter import OpCounter
 from dta.models import create_model, repeat_static
 
-from .timing import paired_ratio
+from .timing import interleaved_ratios
 
 T, BATCH = 4, 64
 MAX_PROFILE_RATIO = 1.2  # the target (issue 12): profile() / plain forward, repeated call
@@ -177,13 +177,16 @@ def test_profile_overhead(benchmark, network, one_thread):
         return  # smoke run only: timing ratios are checked with --benchmark-enable
 
     plain = lambda: plain_forward(net, x)  # noqa: E731
-    ours = paired_ratio(plain, lambda: profile(net, x), rounds=ROUNDS)
-    synop = paired_ratio(plain, lambda: synop_forward(net, x), rounds=ROUNDS)
-    neurobench = paired_ratio(plain, lambda: neurobench_synops(net, x), rounds=ROUNDS)
-    # where profile()'s overhead goes: the counted forward, and what follows it (finalize,
-    # totals, resets: the difference); a pass-through dispatch mode for scale
-    counting = paired_ratio(plain, lambda: counted_forward(net, x), rounds=ROUNDS)
-    passthrough = paired_ratio(plain, lambda: passthrough_forward(net, x), rounds=ROUNDS)
+    # all in the same rounds: profile() and its peers, and where profile()'s overhead goes
+    # (the counted forward alone; what follows it, finalize, totals and resets, is the
+    # difference), with a pass-through dispatch mode for scale
+    r = interleaved_ratios(plain, {
+        "profile": lambda: profile(net, x), "synop": lambda: synop_forward(net, x),
+        "neurobench": lambda: neurobench_synops(net, x),
+        "counting": lambda: counted_forward(net, x),
+        "passthrough": lambda: passthrough_forward(net, x)}, rounds=ROUNDS)
+    ours, synop, neurobench = r["profile"], r["synop"], r["neurobench"]
+    counting, passthrough = r["counting"], r["passthrough"]
     first = first_call_ratio(net, x, FIRST_CALLS)
     plain_ms = statistics.median(_times(plain, 5)) * 1e3
     benchmark.extra_info.update(

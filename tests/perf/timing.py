@@ -21,24 +21,32 @@ def steady() -> bool:
     return steady_allocator()
 
 
-def paired_ratio(fast: Callable[[], object], slow: Callable[[], object], rounds: int = 9) -> float:
-    """Median of ``slow / fast`` over interleaved pairs: both see the same machine load."""
-    steady()
-    fast(), slow()  # warm-up
-    ratios = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fast()
-        t1 = time.perf_counter()
-        slow()
-        t2 = time.perf_counter()
-        ratios.append((t2 - t1) / (t1 - t0))
-    return statistics.median(ratios)
-
-
 def paired_times(a: Callable[[], float], b: Callable[[], float], rounds: int = 9) -> float:
     """Median of ``a() / b()`` where each call returns its own measured seconds (for phases
     such as a backward pass that need set-up outside the timed region), interleaved."""
     steady()
     a(), b()  # warm-up
     return statistics.median(a() / b() for _ in range(rounds))
+
+
+def interleaved_ratios(base: Callable[[], object], others: dict[str, Callable[[], object]],
+                       rounds: int = 9, block: int = 7) -> dict[str, float]:
+    """Median of ``other / base`` over ``rounds`` pairs (``base`` then ``other``) for each of
+    ``others``. The pairs come in blocks of ``block``, the variants taking turns block by
+    block: every ratio is sampled across the whole run (the same machine load, so the
+    differences between ratios are measured too), and within a block each call follows a
+    call of the same pair, as in a loop of one (an untimed pair starts each block: the
+    previous block's variant leaves other memory behind)."""
+    steady()
+    ratios: dict[str, list[float]] = {name: [] for name in others}
+    while any(len(r) < rounds for r in ratios.values()):
+        for name, fn in others.items():
+            base(), fn()  # untimed: settle after the previous variant
+            for _ in range(min(block, rounds - len(ratios[name]))):
+                t0 = time.perf_counter()
+                base()
+                t1 = time.perf_counter()
+                fn()
+                t2 = time.perf_counter()
+                ratios[name].append((t2 - t1) / (t1 - t0))
+    return {name: statistics.median(r) for name, r in ratios.items()}

@@ -24,6 +24,7 @@ from spikingjelly.activation_based import functional
 
 from dta.attention import list_attention
 from dta.bench import train_and_measure
+from dta.measure import profile
 from dta.models import create_model, repeat_static
 from dta.report import MEMORY_MODEL
 
@@ -249,6 +250,17 @@ class Forward:
     time_forward.repeat = (10, 50, 1.0)
     time_forward.warmup_time = 0.3
     time_forward.rounds = 4
+
+    def time_profile(self, method, T):
+        """Seconds per ``dta.measure.profile`` call on the same forward (counting, traffic and
+        the totals under every energy model): the profiler's own cost, tracked like the
+        forward's, so a commit that slows it shows up here (``make perf`` times the ratio)."""
+        profile(self.model, self.x)
+
+    time_profile.number = 1
+    time_profile.repeat = (10, 50, 1.0)
+    time_profile.warmup_time = 0.3
+    time_profile.rounds = 4
 
     def track_forward_peak_mb(self, method, T):
         """Peak memory of one forward (see the unit)."""

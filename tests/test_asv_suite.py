@@ -120,8 +120,19 @@ def test_no_process_memory_benchmark_left():
     assert "benchmarks.Forward.time_forward" in found
     assert "benchmarks.Forward.track_forward_peak_mb" in found
     assert not [name for name in found if ".peakmem_" in name or ".mem_" in name]
-    timing = found["benchmarks.Forward.time_forward"]
-    assert timing.rounds >= 2 and timing.number == 1  # rounds interleave between commits
+    for name in ("time_forward", "time_profile"):
+        timing = found[f"benchmarks.Forward.{name}"]
+        assert timing.rounds >= 2 and timing.number == 1  # rounds interleave between commits
+
+
+def test_profile_benchmark_counts_the_forward_it_times():
+    fwd = benchmarks.Forward()
+    fwd.setup("dta", 2)
+    fwd.time_profile("dta", 2)  # runs: the timed call is the public API on the timed net
+    from dta.measure import profile
+
+    report = profile(fwd.model, fwd.x)
+    assert report.meta["T"] == 2 and report.totals["ac"] > 0 and report.unsupported == {}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip on a machine without CUDA")

@@ -473,6 +473,14 @@ def test_active_counts_stay_exact_past_float32_integers():
             assert rules.active_counts(x, 1, binary, per_channel=per_channel).item() == 2 ** 24 + 1
 
 
+def test_spikes_no_convolution_reads_are_counted_exactly_past_float32_integers():
+    """2**24 + 1 spikes in one step that no convolution reads: counted on their own, in
+    float64 (float32 cannot hold the count)."""
+    lif = faithful_lif()
+    r = profile(lif, torch.full((1, 1, 2 ** 24 + 1), 4.0))
+    assert r.totals["spikes"] == 2 ** 24 + 1
+
+
 def test_profile_resets_a_model_a_forward_left_dirty():
     net = _spiking_block()
     x = torch.rand(2, 3, 1, 8, 8) * 4
@@ -484,11 +492,7 @@ def test_profile_resets_a_model_a_forward_left_dirty():
     assert _counts(profile(net, x)) == _counts(clean)
 
 
-def test_a_module_with_its_own_reset_is_always_reset():
-    from dta.measure import counter
-
-    P = __import__("sys").modules["dta.measure.profile"]
-
+def test_a_module_with_its_own_reset_is_reset_before_and_after():
     class Stateful(nn.Module):
         def __init__(self):
             super().__init__()
@@ -501,10 +505,28 @@ def test_a_module_with_its_own_reset_is_always_reset():
             return x
 
     net = nn.Sequential(_spiking_block(), Stateful())
-    state = counter.model_state(net)
-    assert not P._is_reset(state)  # not a spikingjelly reset: cannot be checked, so reset
     profile(net, torch.rand(2, 3, 1, 8, 8) * 4)
     assert net[1].calls == 2  # before and after the forward
+
+
+def test_a_neuron_swapped_in_after_a_call_is_reset():
+    """spikingjelly's reset_net keeps its own list of modules per model; profile() resets
+    from the module table of the call, which sees a neuron swapped in later."""
+    from spikingjelly.activation_based import functional
+
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    functional.reset_net(net)  # spikingjelly builds its list now
+    profile(net, x)
+    dirty = faithful_lif()
+    with torch.no_grad():
+        dirty(torch.rand(2, 3, 4, 8, 8) * 4)  # a neuron left mid-sequence
+    replaced = net[2]  # still alive (a weak reference in spikingjelly's list stays valid)
+    net[2] = dirty
+    expected = profile(_copy_of(net).apply(lambda m: m.reset() if hasattr(m, "reset") and
+                                           isinstance(m, base.MemoryModule) else None), x)
+    assert _counts(profile(net, x)) == _counts(expected)
+    assert dirty.v == 0.0  # and left reset
 
 
 def test_swapped_modules_are_named_anew():

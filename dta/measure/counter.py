@@ -270,10 +270,9 @@ class _ModelState:
         self.param_key: tuple | None = None  # (id, numel) of every parameter, in order
         self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
-        self.params: list | None = None  # every parameter, as the last refresh found them
 
     def refresh(self, model: nn.Module) -> None:
-        key, self.params = _tree_key(model)
+        key = _tree_key(model)
         if key == self.key:
             return
         self.key = key
@@ -300,21 +299,16 @@ class _ModelState:
         self.resettable = tuple(m for _, m in named if callable(getattr(m, "reset", None)))
 
 
-def _tree_key(model: nn.Module) -> tuple[tuple, list]:
+def _tree_key(model: nn.Module) -> tuple:
     """The module tree's shape: every module's class, its children's names and ids, in a
-    fixed order, and the parameters found on the way. Equal keys mean equal ``(name, id,
-    class)`` for every module of ``named_modules``, at half the cost of that walk (no name
-    strings are built)."""
+    fixed order. Equal keys mean equal ``(name, id, class)`` for every module of
+    ``named_modules``, without building the name strings."""
     key = []
-    params = []
     stack = [model]
     seen = {id(model)}
     while stack:
         m = stack.pop()
         key.append(type(m))
-        own = m._parameters
-        if own:
-            params.extend(p for p in own.values() if p is not None)
         children = m._modules
         if children:
             key.append(tuple(children))
@@ -323,7 +317,7 @@ def _tree_key(model: nn.Module) -> tuple[tuple, list]:
                 if c is not None and id(c) not in seen:
                     seen.add(id(c))
                     stack.append(c)
-    return tuple(key), params
+    return tuple(key)
 
 
 _STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
@@ -434,10 +428,7 @@ class OpCounter(TorchDispatchMode):
         self.model = model
         self.T, self.B = int(T), int(B)
         self.fold_bn = fold_bn
-        if state is None:
-            state = model_state(model)
-            state.params = None  # entered later, maybe after a change: __enter__ walks again
-        self.state = state
+        self.state = state if state is not None else model_state(model)
         self.names = self.state.names
         self._roles = self.state.roles
         self.neuron_ids = self.state.neuron_ids
@@ -589,9 +580,12 @@ class OpCounter(TorchDispatchMode):
                     self._settle()  # only a convolution reading them counts the spikes
                 spikes = self._class_of(xa, ptr) == SPIKE
                 groups = self._groups(xa.shape[0])
+                entry = self._conv_entry(tuple(xa.shape), state["_parameters"]["weight"],
+                                         module.stride, module.padding, module.dilation,
+                                         False, _ZEROS[d], module.groups)
                 # a weight without zeros feeds every input channel alike: count the active
                 # inputs per spatial position only (channels summed, a smaller fan-out)
-                per_channel = not self._dense_weight(state["_parameters"]["weight"])
+                per_channel = entry[1] is None
                 seen = (ptr, xa._version, xa.shape, xa.stride(), xa.storage_offset(), groups,
                         per_channel)
                 if self._last_input is not None and self._last_input[0] == seen:
@@ -607,7 +601,7 @@ class OpCounter(TorchDispatchMode):
                         xa, torch.bool) if big and not binary else None, per_channel)
                     # keeping the tensor keeps its storage: the address cannot be reused
                     self._last_input = (seen, (binary, active), xa)
-                pre = (xa, ptr, spikes, binary, groups, active, per_channel)
+                pre = (xa, ptr, spikes, binary, groups, active, entry)
             elif self._pending is not None:
                 self._settle()
             self._frames.append((key, "fast", spec, name, mode, pre))
@@ -773,14 +767,14 @@ class OpCounter(TorchDispatchMode):
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self):
         self._reset()
-        # the parameters the walk of model_state() just found (profile() calls it, then
-        # enters at once); an OpCounter built without a state walks the tree again here
-        params = self.state.params
-        self.state.params = None
-        if params is None:
-            params = _tree_key(self.model)[1]
-        self._param_ptrs = {_ptr(p): p for p in params}
-        key = (tuple(map(id, params)), tuple(p.numel() for p in params))
+        self._param_ptrs = {}
+        key = []
+        for m in (self.model, *self.state.modules.values()):
+            for p in m._parameters.values():
+                if p is not None:
+                    self._param_ptrs[_ptr(p)] = p
+                    key.append((id(p), p.numel()))
+        key = tuple(key)
         if key != self.state.param_key:  # parameters replaced or resized: recount
             self.state.param_key = key
             self.state.own_params = {}
@@ -983,38 +977,43 @@ class OpCounter(TorchDispatchMode):
         self._fanout[key] = (weakref.ref(w), w._version, ptr, value)
         return value
 
-    def _dense_weight(self, w: torch.Tensor) -> bool:
-        """The weight has no zero (cached per weight and version)."""
-        return self._weight_entry(("dense", id(w)), w,
-                                  lambda: int(torch.count_nonzero(w)) == w.numel())
-
-    def _conv(self, scope: str, name: str, args, out, pre: tuple | None = None) -> None:
-        """``pre``: (input, its storage pointer, whether it is known to hold spikes, binary,
-        groups, active counts, whether they are per channel or per spatial position)
-        measured by the layer's pre-hook."""
-        x, w, bias = args[0], args[1], args[2]
-        stride, padding, dilation, transposed, output_padding, groups = args[3:9]
-        x_shape = tuple(x.shape)
+    def _conv_entry(self, x_shape: tuple, w, stride, padding, dilation, transposed,
+                    output_padding, groups) -> tuple:
+        """A convolution's weight-dependent constants for inputs shaped ``x_shape``: the
+        fan-out of every input element, the one of every spatial position (``None`` unless
+        the weight has no zeros: then it is the same for every input channel), and the
+        per-event fan-outs and kernel words."""
         key = ("conv", id(w), x_shape, tuple(stride), tuple(padding), tuple(dilation),
                bool(transposed), tuple(output_padding), int(groups))
 
         def make():
-            if not transposed and self._dense_weight(w):  # the same for every input channel
+            if not transposed and int(torch.count_nonzero(w)) == w.numel():
                 spatial = rules.conv_fanout_spatial(x_shape, w, stride, padding, dilation,
                                                     groups)
                 fan = spatial.reshape(1, -1).expand(x_shape[1], -1).reshape(-1)
             else:
                 spatial = None
-                fan = rules.conv_fanout(x.shape, w, stride, padding, dilation, transposed,
+                fan = rules.conv_fanout(x_shape, w, stride, padding, dilation, transposed,
                                         output_padding, groups).reshape(-1)
-            dense = rules.conv_dense_macs(x_shape, w, tuple(out.shape), transposed)
             kernel = math.prod(w.shape[2:])
             c_out = w.shape[1] * groups if transposed else w.shape[0]
             per_event = c_out // groups
             ops_factor = math.prod(-(-k // s) for k, s in zip(w.shape[2:], stride))
-            return fan, spatial, dense, per_event * kernel, per_event * ops_factor, c_out * kernel
+            return fan, spatial, per_event * kernel, per_event * ops_factor, c_out * kernel
 
-        fan, spatial, dense, fanout, fanout_ops, kernel_words = self._weight_entry(key, w, make)
+        return self._weight_entry(key, w, make)
+
+    def _conv(self, scope: str, name: str, args, out, pre: tuple | None = None) -> None:
+        """``pre``: (input, its storage pointer, whether it is known to hold spikes, binary,
+        groups, active counts (per channel, or per spatial position when the weight has no
+        zeros), the :meth:`_conv_entry`) measured by the layer's pre-hook."""
+        x, w, bias = args[0], args[1], args[2]
+        stride, padding, dilation, transposed, output_padding, groups = args[3:9]
+        x_shape = tuple(x.shape)
+        entry = self._conv_entry(x_shape, w, stride, padding, dilation, transposed,
+                                 output_padding, groups) if pre is None else pre[6]
+        fan, spatial, fanout, fanout_ops, kernel_words = entry
+        dense = rules.conv_dense_macs(x_shape, w, tuple(out.shape), transposed)
         n = x_shape[0]
         if pre is None:
             binary = rules.is_binary(x)
@@ -1022,9 +1021,9 @@ class OpCounter(TorchDispatchMode):
             active = rules.active_counts(x, groups, binary)
             in_class = self._input_class(x, binary)
         else:  # measured by the layer's pre-hook
-            _, ptr, spikes, binary, groups, active, per_channel = pre
+            _, ptr, spikes, binary, groups, active, _ = pre
             in_class = SPIKE if spikes else self._input_class(x, binary)
-            if not per_channel:  # active inputs per spatial position (the weight is dense)
+            if spatial is not None:  # active inputs per spatial position (a dense weight)
                 fan = spatial
         per_group = active @ fan  # exact: integer products and sums below 2**53
         nnz = active.sum(1) if binary else None

@@ -218,35 +218,9 @@ def split_inputs(inputs) -> tuple[torch.Tensor, tuple]:
 def _reset(state) -> None:
     """``spikingjelly.activation_based.functional.reset_net``: ``reset()`` every module that
     has one, from the module table of this call (spikingjelly keeps its own list per model,
-    which does not see modules swapped in later)."""
+    which misses a module swapped in while the one it replaced is still referenced)."""
     for m in state.resettable:
         m.reset()
-
-
-_KNOWN_RESETS: dict | None = None  # reset method -> the attribute it also sets to None
-
-
-def _is_reset(state) -> bool:
-    """Every resettable module is a spikingjelly ``MemoryModule`` (or neuron) whose ``reset``
-    is spikingjelly's, and holds its reset values: the very objects (``reset`` stores a
-    scalar reset value itself, ``copy.deepcopy`` returns a float as is), and no recorded
-    ``v_seq`` for a neuron. A tensor state, or any other module with a ``reset``, counts as
-    not reset."""
-    global _KNOWN_RESETS
-    if _KNOWN_RESETS is None:
-        from spikingjelly.activation_based.base import MemoryModule
-        from spikingjelly.activation_based.neuron import BaseNode
-
-        _KNOWN_RESETS = {MemoryModule.reset: None, BaseNode.reset: "v_seq"}
-    for m in state.resettable:
-        cleared = _KNOWN_RESETS.get(type(m).reset, False)
-        if cleared is False or (cleared is not None and m.__dict__.get(cleared) is not None):
-            return False
-        reset_values = m._memories_rv
-        for key, value in m._memories.items():
-            if value is not reset_values[key]:
-                return False
-    return True
 
 
 def profile(
@@ -295,8 +269,7 @@ def profile(
     switch = was_training or any(m.training for m in state.modules.values())  # submodules
     if switch:
         model.eval()
-    if not _is_reset(state):  # a model left as reset_net leaves it needs no second reset
-        _reset(state)
+    _reset(state)
     try:
         with torch.no_grad(), OpCounter(model, T=T, B=B, fold_bn=fold_bn,
                                         state=state) as counter:

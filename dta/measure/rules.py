@@ -73,9 +73,8 @@ def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = No
     is smaller, above 1 larger, negative numbers square to positives, tiny ones
     underflow), the difference of two different floats is never rounded to 0
     and a sum of non-negative terms cannot cancel (NaN and inf make it non-zero).
-    (``any()`` in place of the sum took 2.7x as long on a 2 MB CPU tensor.) One pass over
-    ``x`` and one host synchronisation (the answer picks the cheaper counting
-    path). ``head=False`` skips the look at a sample of the elements first (for
+    One pass over ``x`` and one host synchronisation (the answer picks the
+    cheaper counting path). ``head=False`` skips the look at a sample of the elements first (for
     tensors expected to hold spikes); ``work``: a tensor shaped like ``x`` of
     its dtype to write ``x - x*x`` into (instead of a new one).
     """
@@ -89,7 +88,7 @@ def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = No
         # A real-valued tensor almost always shows a non-{0, 1} value among ~1000 elements
         # taken across it (not only the first ones: a region may be all zeros): that settles
         # it without a pass over the whole tensor. The sample is _CHUNKS runs of contiguous
-        # elements spread over the tensor (a few cache lines each, not one per element).
+        # elements spread over the tensor (one strided view).
         sample = xf.as_strided((_CHUNKS, _HEAD // _CHUNKS), (n // _CHUNKS, 1),
                                xf.storage_offset())
         if torch.count_nonzero(torch.addcmul(sample, sample, sample, value=-1)).item():
@@ -141,12 +140,9 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
 
 
 #: spatial size from which :func:`active_counts` sums ``[groups, rows*C, S]`` over its
-#: middle dimension in one pass; below it, over the rows then the channels. Chosen from a
-#: CPU microbenchmark (a scratch script, not in the repository) of both orders, float32
-#: sums, one thread, warm cache, middle against rows-first, spikes / nonzero masks:
-#: S = 4: 22 / 37 us against 15 / 28 us; S = 16: 25 / 52 against 39 / 58; S = 64: 16-30 /
-#: 45-84 against 38-70 / 57-119; S = 256: 39-71 / 92-180 against 57-110 / 116-214;
-#: S = 1024: 291 / 662 against 225 / 954 (batch 8) and 2030 / 17375 against 2100 / 17323.
+#: middle dimension in one pass; below it, over the rows then the channels (which order is
+#: faster was timed on CPU for the conv inputs of ``tests/perf``'s networks; either gives
+#: the same counts).
 _WIDE_ROWS = 16
 
 

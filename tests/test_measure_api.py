@@ -158,11 +158,35 @@ class Boom(nn.Module):
 def test_hooks_and_mode_are_removed_when_forward_raises():
     before_pre = len(nn_module._global_forward_pre_hooks)
     before_post = len(nn_module._global_forward_hooks)
+    net = Boom()
     with pytest.raises(RuntimeError, match="boom"):
-        profile(Boom(), torch.rand(1, 1, 1, 2, 2))
+        profile(net, torch.rand(1, 1, 1, 2, 2))
     assert len(nn_module._global_forward_pre_hooks) == before_pre
     assert len(nn_module._global_forward_hooks) == before_post
     assert len(_get_current_dispatch_mode_stack()) == 0
+    # the per-call forward wrappers are gone too
+    assert not any("forward" in m.__dict__ for m in net.modules())
+
+
+def test_the_counters_forward_wrappers_leave_the_modules_as_they_were():
+    from dta.measure.counter import OpCounter, emits_binary_spikes, own_forward
+
+    net = nn.Sequential(layer.Conv2d(1, 2, 3, padding=1, step_mode="m"),
+                        neuron.LIFNode(tau=2.0, step_mode="m"),
+                        layer.Linear(2 * 4 * 4, 2, step_mode="m"))
+    patched = net[2].forward = lambda x, f=net[2].forward: f(x.flatten(2))
+    x = torch.rand(2, 1, 1, 4, 4) * 4
+    with OpCounter(net, T=2, B=1):
+        # wrapped for the call; the instance forward a module has of its own is seen through
+        assert all("forward" in m.__dict__ for m in net.modules())
+        assert own_forward(net[1]) is None and own_forward(net[2]) is patched
+        assert emits_binary_spikes(net[1])
+    r = profile(net, x)
+    assert r.unsupported == {} and r.totals["mac"] > 0 and r.totals["neuron_updates"] > 0
+    assert net[2].__dict__["forward"] is patched
+    assert not any("forward" in m.__dict__ for m in (net, net[0], net[1]))
+    net[1].forward = lambda x, f=net[1].forward: f(x)
+    assert not emits_binary_spikes(net[1])  # a forward of its own: not trusted
 
 
 def test_measuring_twice_gives_identical_counts_and_json_round_trips(tmp_path):

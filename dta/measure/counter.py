@@ -28,7 +28,8 @@ measured without it.
 
 Leaf layers. A convolution, linear, max-pool or eval-mode BatchNorm module
 (``torch.nn`` or spikingjelly's step-mode wrappers, unmodified) is counted
-from its module hooks with the dispatch mode stepped out while it runs: the
+from handlers around its forward (the counter wraps every module's forward for
+the call, see ``OpCounter._install``) with the dispatch mode stepped out while it runs: the
 counts come from the same rule code, called with the arguments its single
 ATen operator receives, so the numbers are those of the operator-level path.
 Which operator that is (its name in reports) is learned from the first call
@@ -63,7 +64,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules import module as nn_module
 from torch.utils import _python_dispatch as python_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -122,6 +122,16 @@ def _binary_classes() -> tuple:
     return _BINARY_NEURONS
 
 
+def own_forward(module: nn.Module):
+    """The forward the instance itself defines (an instance attribute), or None; the
+    wrappers a counter installs for one call (:meth:`OpCounter._install`) are looked
+    through."""
+    f = module.__dict__.get("forward")
+    while f is not None and hasattr(f, "_dta_counter_wraps"):
+        f = f._dta_counter_wraps[0]
+    return f
+
+
 def emits_binary_spikes(module: nn.Module) -> bool:
     """The neuron's output holds only 0 and 1 by construction, whatever its input.
 
@@ -141,13 +151,13 @@ def emits_binary_spikes(module: nn.Module) -> bool:
     if type(module) not in neurons:
         return False
     state = module.__dict__
-    if state["_forward_hooks"] or state["_forward_pre_hooks"] or any(
-            k in state for k in ("forward", "single_step_forward", "multi_step_forward",
+    if state["_forward_hooks"] or state["_forward_pre_hooks"] or own_forward(module) or any(
+            k in state for k in ("single_step_forward", "multi_step_forward",
                                  "neuronal_fire", "neuronal_charge")):
         return False
     sg = getattr(module, "surrogate_function", None)
     if type(sg) not in surrogates or getattr(sg, "spiking", False) is not True or (
-            sg.__dict__["_forward_hooks"] or "forward" in sg.__dict__):
+            sg.__dict__["_forward_hooks"] or own_forward(sg)):
         return False
     ok = _SURROGATE_OK.get(type(sg))
     if ok is None:
@@ -381,6 +391,7 @@ _RECIPES: dict[tuple, str | None] = {}
 _WORK_BYTES = 64 << 20  # largest work tensor kept with a model
 _WORK_MIN = 128 << 10  # smaller temporaries come from the heap: no work tensor
 _NEURON = object()  # role of a neuron module
+_PAIRED = object()  # a synaptic record's nonzeros are the second column of its ops tensor
 
 # The dispatch-mode stack, through torch's C functions when present (what torch's Python
 # wrappers call for a mode without a dispatch key, at a quarter of the cost).
@@ -414,7 +425,8 @@ class OpCounter(TorchDispatchMode):
             model(x)
         result = counter.finalize()
 
-    Hooks are removed and state is reset on exit even when the forward raises.
+    The forward wrappers are removed and state is reset on exit even when the forward
+    raises.
     ``fold_bn=True`` (the default) treats a BatchNorm whose input is the
     output of a convolution / linear layer as folded into it at inference
     (zero cost); unfolded BatchNorm costs one MAC per element.
@@ -454,10 +466,10 @@ class OpCounter(TorchDispatchMode):
         self._seq = 0
         # events, in call order (seq): synaptic, element-wise and neuron records
         self._syn: list[tuple] = []
-        self._syn_t: list[tuple] = []  # (per-group ops tensor, nnz tensor or None)
+        self._syn_t: list[tuple] = []  # (per-group ops tensor, nnz tensor, None or _PAIRED)
         self._el: list[tuple] = []
         self._neu: list[tuple] = []
-        self._neu_t: list = []  # spike counts per step; None while pending
+        self._neu_t: list = []  # spike counts per step (or see _resolve); None while pending
         # The last neuron output whose spikes are not counted yet: (storage pointer, tensor,
         # index into _neu_t, steps). A convolution that reads it counts them for free.
         self._pending: tuple | None = None
@@ -465,7 +477,9 @@ class OpCounter(TorchDispatchMode):
         self._last_input: tuple | None = None
         self.unsupported: Counter = Counter()
         self.folded: list[str] = []
-        self._hooks: list = []
+        self._installed: list = []  # (module, its own instance forward or None, our wrapper)
+        self._emits: dict[int, bool] = {}  # id(neuron) -> emits_binary_spikes, this call
+        self._own_forward: set[int] = set()  # modules with an instance forward of their own
 
     @property
     def events(self) -> int:
@@ -526,12 +540,10 @@ class OpCounter(TorchDispatchMode):
             self._suspended = True
 
     def _pre_hook(self, module, args):
+        """A neuron or leaf layer starts (called by its wrapper, see :meth:`_install`)."""
         key = id(module)
-        name = self.names.get(key)
-        self._stack.append(name if name is not None else type(module).__name__)
-        role = self._roles.get(key)
-        if role is None:
-            return
+        self._stack.append(self.names[key])
+        role = self._roles[key]
         if role is _NEURON:
             self._opaque += 1
             self._step_out()
@@ -547,7 +559,7 @@ class OpCounter(TorchDispatchMode):
         state = module.__dict__
         # An instance that replaced forward or has hooks of its own keeps the operator path
         # (a pre-hook may change the input or compute the weight, and ops of its own).
-        if "forward" in state or state["_forward_pre_hooks"] or state["_forward_hooks"]:
+        if key in self._own_forward or state["_forward_pre_hooks"] or state["_forward_hooks"]:
             return
         if kind == "conv":
             if state["padding_mode"] != "zeros" or isinstance(state["padding"], str):
@@ -656,8 +668,11 @@ class OpCounter(TorchDispatchMode):
             storage = out.untyped_storage()
             ptr = storage.data_ptr()
             self._classes[ptr] = (weakref.ref(storage), SPIKE)
-            if (out.is_floating_point() and storage.nbytes() == numel * out.element_size()
-                    and emits_binary_spikes(module)):
+            binary = self._emits.get(id(module))
+            if binary is None:  # looked up once per call (instance state, see _install)
+                binary = self._emits[id(module)] = emits_binary_spikes(module)
+            if (binary and out.is_floating_point()
+                    and storage.nbytes() == numel * out.element_size()):
                 self._binary_out[ptr] = (out._version, out.dtype)
             else:
                 self._binary_out.pop(ptr, None)
@@ -668,7 +683,7 @@ class OpCounter(TorchDispatchMode):
 
     def _settle(self) -> None:
         """Count the pending neuron output's spikes (before anything can write to it)."""
-        _, out, index, steps = self._pending
+        ptr, out, index, steps = self._pending
         self._pending = None
         self._opaque += 1  # our own ops are not counted
         try:
@@ -676,8 +691,9 @@ class OpCounter(TorchDispatchMode):
                 # Spikes = sum of |s|: the count for {0, 1} spikes, unit events for integer
                 # (multi-spike) neurons, both signs for ternary ones.
                 s = out.detach().reshape(steps, -1).float()
-                # (summed in float64: exact past 2**24 spikes per step)
-                if s.numel() and s.amin().item() >= 0:  # no negative spikes: no |.| pass
+                # (summed in float64: exact past 2**24 spikes per step) No negative spikes,
+                # no |.| pass: known for a binary neuron's untouched output, else looked up.
+                if self._known_binary(out, ptr) or (s.numel() and s.amin().item() >= 0):
                     self._neu_t[index] = s.sum(1, dtype=torch.float64)
                 else:
                     self._neu_t[index] = s.abs().sum(1, dtype=torch.float64)
@@ -686,7 +702,9 @@ class OpCounter(TorchDispatchMode):
 
     def _resolve(self, x: torch.Tensor, binary: bool, groups: int, nnz) -> None:
         """A synaptic op read ``x``: if it is the pending neuron output, element for element,
-        and holds {0, 1} spikes, its nonzeros per step are the spikes per step."""
+        and holds {0, 1} spikes, its nonzeros per step are the spikes per step (``nnz``: a
+        tensor, or a 1-tuple of a ``[G, 2]`` paired product whose second column they are,
+        taken out at finalize)."""
         ptr, out, index, steps = self._pending
         if ptr == _ptr(x):
             if (binary and groups == steps and x.numel() == out.numel()
@@ -769,7 +787,8 @@ class OpCounter(TorchDispatchMode):
         self._reset()
         self._param_ptrs = {}
         key = []
-        for m in (self.model, *self.state.modules.values()):
+        modules = (self.model, *self.state.modules.values())
+        for m in modules:
             for p in m._parameters.values():
                 if p is not None:
                     self._param_ptrs[_ptr(p)] = p
@@ -778,11 +797,73 @@ class OpCounter(TorchDispatchMode):
         if key != self.state.param_key:  # parameters replaced or resized: recount
             self.state.param_key = key
             self.state.own_params = {}
-        self._hooks = [
-            nn_module.register_module_forward_pre_hook(self._pre_hook),
-            nn_module.register_module_forward_hook(self._post_hook, always_call=True),
-        ]
-        return super().__enter__()
+        self._install(modules)
+        try:
+            return super().__enter__()
+        except BaseException:
+            self._uninstall()
+            raise
+
+    def _install(self, modules) -> None:
+        """Give every module of the tree a forward of this call's own that calls the module's
+        forward between the counter's pre- and post-call handlers (:meth:`_pre_hook`,
+        :meth:`_post_hook`), as an instance attribute (removed on exit).
+
+        Not global module hooks: with a global hook registered, ``nn.Module.__call__`` takes
+        its slow path (hook lists, a closure, exception handling) on every module call, and
+        the handlers would look up each module's role on every call. An instance forward
+        keeps ``__call__`` on its fast path for modules without hooks of their own, and each
+        wrapper knows its module's name and role. Modules outside ``named_modules`` (created
+        during the forward, or held unregistered) are not wrapped: their operators count
+        towards the module that called them."""
+        roles, names = self._roles, self.names
+        stack = self._stack
+        pre, post = self._pre_hook, self._post_hook
+        own = self._own_forward = set()
+        installed = self._installed = []
+        for m in modules:
+            d = m.__dict__
+            inner = d.get("forward")
+            if inner is not None:
+                call = inner
+                if own_forward(m) is not None:  # not only another counter's wrapper
+                    own.add(id(m))
+            else:
+                call = type(m).forward.__get__(m)
+            key = id(m)
+            if roles.get(key) is None:  # a scope only
+                name = names.get(key) or type(m).__name__
+
+                def forward(*args, _call=call, _name=name, **kwargs):
+                    stack.append(_name)
+                    try:
+                        return _call(*args, **kwargs)
+                    finally:
+                        stack.pop()
+            else:
+                def forward(*args, _call=call, _m=m, **kwargs):
+                    pre(_m, args)
+                    try:
+                        out = _call(*args, **kwargs)
+                    except BaseException:
+                        post(_m, args, None)
+                        raise
+                    post(_m, args, out)
+                    return out
+
+            forward._dta_counter_wraps = (inner,)
+            d["forward"] = forward
+            installed.append((m, inner, forward))
+
+    def _uninstall(self) -> None:
+        for m, inner, forward in reversed(getattr(self, "_installed", ())):
+            d = m.__dict__
+            if d.get("forward") is forward:
+                if inner is None:
+                    del d["forward"]
+                else:
+                    d["forward"] = inner
+        self._installed = []
 
     def _resume(self) -> None:
         if self._suspended:
@@ -796,9 +877,7 @@ class OpCounter(TorchDispatchMode):
         try:
             return super().__exit__(exc_type, exc, tb)
         finally:
-            for handle in self._hooks:
-                handle.remove()
-            self._hooks = []
+            self._uninstall()
             self._stack = []
             self._frames = []
             self._opaque = 0
@@ -999,7 +1078,12 @@ class OpCounter(TorchDispatchMode):
             c_out = w.shape[1] * groups if transposed else w.shape[0]
             per_event = c_out // groups
             ops_factor = math.prod(-(-k // s) for k, s in zip(w.shape[2:], stride))
-            return fan, spatial, per_event * kernel, per_event * ops_factor, c_out * kernel
+            # the fan-outs beside a column of ones: one product gives a binary input's ops
+            # and its nonzeros per group (_PAIRED)
+            paired = [None if f is None else torch.stack([f, torch.ones_like(f)], 1)
+                      for f in (fan, spatial)]
+            return (fan, spatial, per_event * kernel, per_event * ops_factor, c_out * kernel,
+                    *paired)
 
         return self._weight_entry(key, w, make)
 
@@ -1012,7 +1096,7 @@ class OpCounter(TorchDispatchMode):
         x_shape = tuple(x.shape)
         entry = self._conv_entry(x_shape, w, stride, padding, dilation, transposed,
                                  output_padding, groups) if pre is None else pre[6]
-        fan, spatial, fanout, fanout_ops, kernel_words = entry
+        fan, spatial, fanout, fanout_ops, kernel_words, fan2, spatial2 = entry
         dense = rules.conv_dense_macs(x_shape, w, tuple(out.shape), transposed)
         n = x_shape[0]
         if pre is None:
@@ -1024,11 +1108,14 @@ class OpCounter(TorchDispatchMode):
             _, ptr, spikes, binary, groups, active, _ = pre
             in_class = SPIKE if spikes else self._input_class(x, binary)
             if spatial is not None:  # active inputs per spatial position (a dense weight)
-                fan = spatial
-        per_group = active @ fan  # exact: integer products and sums below 2**53
-        nnz = active.sum(1) if binary else None
+                fan, fan2 = spatial, spatial2
+        # exact: integer products and sums below 2**53
+        if binary:  # ops and nonzeros per group in one product, split at finalize
+            per_group, nnz = active @ fan2, _PAIRED
+        else:
+            per_group, nnz = active @ fan, None
         if self._pending is not None:
-            self._resolve(x, binary, groups, nnz)
+            self._resolve(x, binary, groups, (per_group,) if nnz is _PAIRED else nnz)
         has_bias = isinstance(bias, torch.Tensor)
         n_out = out.numel()
         self._syn.append((
@@ -1109,9 +1196,11 @@ class OpCounter(TorchDispatchMode):
             self._settle()
         # One host transfer for every per-step tensor of the pass: ops per group of every
         # synaptic op, then the nonzeros of those that have them, then the spikes.
-        nnz_of = [i for i, (_, nz) in enumerate(self._syn_t) if nz is not None]
-        tensors = ([pg for pg, _ in self._syn_t] + [self._syn_t[i][1] for i in nnz_of]
-                   + self._neu_t)
+        # paired products [G, 2] (ops, nonzeros) are split here, where a view costs less
+        syn_t = [(pg[:, 0], pg[:, 1]) if nz is _PAIRED else (pg, nz) for pg, nz in self._syn_t]
+        neu_t = [t[0][:, 1] if type(t) is tuple else t for t in self._neu_t]
+        nnz_of = [i for i, (_, nz) in enumerate(syn_t) if nz is not None]
+        tensors = [pg for pg, _ in syn_t] + [syn_t[i][1] for i in nnz_of] + neu_t
         if tensors:  # all 1-d; float32 spike counts are promoted
             flat = torch.cat(tensors).to(torch.float64).cpu().numpy()
         else:

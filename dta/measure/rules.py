@@ -91,7 +91,8 @@ def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = No
         # elements spread over the tensor (one strided view).
         sample = xf.as_strided((_CHUNKS, _HEAD // _CHUNKS), (n // _CHUNKS, 1),
                                xf.storage_offset())
-        if torch.count_nonzero(torch.addcmul(sample, sample, sample, value=-1)).item():
+        # x*x == x only at 0 and 1 (-0 too); NaN compares unequal
+        if not torch.equal(sample * sample, sample):
             return False
     if work is not None and xf is x:
         d = torch.addcmul(xf, xf, xf, value=-1, out=work)

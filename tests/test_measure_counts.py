@@ -267,8 +267,9 @@ def _sj_resnet18():
 
 
 @pytest.mark.parametrize("build", [_ms_resnet18("none"), _ms_resnet18("dta"),
-                                   _ms_resnet18("tcja"), _sj_resnet18],
-                         ids=["ms18-none", "ms18-dta", "ms18-tcja", "spiking_resnet18"])
+                                   _ms_resnet18("tcja"), _ms_resnet18("ma"), _sj_resnet18],
+                         ids=["ms18-none", "ms18-dta", "ms18-tcja", "ms18-ma",
+                              "spiking_resnet18"])
 def test_layers_counted_from_hooks_equal_the_operator_path(monkeypatch, build):
     from dta.measure import counter
 
@@ -280,6 +281,24 @@ def test_layers_counted_from_hooks_equal_the_operator_path(monkeypatch, build):
     slow = profile(_copy_of(net), x)
     assert slow.traffic.equals(fast.traffic) and slow.ops.equals(fast.ops)
     assert slow.firing.equals(fast.firing) and slow.to_dict() == fast.to_dict()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("size", [(3, 3), (5, 4)])  # under and over _WIDE_ROWS positions
+def test_active_counts_of_a_multi_step_input_read_in_place(binary, per_channel, size):
+    """lead=2 reads [T, B, ...] as the [T*B, ...] rows a multi-step layer's operator sees,
+    with or without a mask work tensor (or its pair with a uint8 view)."""
+    from dta.measure import rules
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 2, 4, *size)
+    x = (x < 0.4).float() if binary else torch.where(x < 0.4, 0.0, x - 0.5)
+    expected = rules.active_counts(x.flatten(0, 1), 3, binary, None, per_channel)
+    mask = torch.empty(x.shape, dtype=torch.bool)
+    for m in (None, mask, (mask, mask.view(torch.uint8))):
+        got = rules.active_counts(x, 3, binary, m, per_channel, lead=2)
+        assert got.dtype == torch.float64 and torch.equal(got, expected)
 
 
 def test_dense_fanout_in_closed_form_equals_the_adjoint():
@@ -425,9 +444,9 @@ def test_dense_weights_are_counted_per_spatial_position_exactly(monkeypatch, str
     seen = []
     original = rules.active_counts
 
-    def spy(x, groups, binary, mask=None, per_channel=True):
+    def spy(x, groups, binary, mask=None, per_channel=True, lead=1):
         seen.append(per_channel)
-        return original(x, groups, binary, mask, per_channel)
+        return original(x, groups, binary, mask, per_channel, lead)
 
     monkeypatch.setattr(rules, "active_counts", spy)
     spikes = (torch.rand(2, 3, 4, *size) < 0.3).float()

@@ -502,11 +502,26 @@ class OpCounter(TorchDispatchMode):
             return torch.empty(shape, dtype=dtype)
         buf = work.get((self._thread, dtype))
         if buf is None or buf.numel() < n:
-            for key in [k for k in work if k[:2] == (self._thread, dtype)]:
+            stale = ((self._thread, dtype), (self._thread, "mask" if dtype == torch.bool else 0))
+            for key in [k for k in work if k[:2] in stale]:
                 del work[key]  # views of the old buffer
             buf = work[self._thread, dtype] = torch.empty(max(n, 1 << 16), dtype=dtype)
         view = work[self._thread, dtype, shape] = buf[:n].view(shape)
         return view
+
+    def _mask_work(self, like: torch.Tensor) -> tuple | None:
+        """A bool work tensor shaped like ``like`` and its uint8 view (both kept), or None."""
+        work = self.state.work
+        key = (self._thread, "mask", like.shape)
+        pair = work.get(key)
+        if pair is None:
+            mask = self._work(like, torch.bool)
+            if mask is None:
+                return None
+            pair = (mask, mask.view(torch.uint8))
+            if work.get((self._thread, torch.bool, like.shape)) is mask:  # a kept view
+                work[key] = pair
+        return pair
 
     def _mark(self, x: torch.Tensor, cls: int) -> None:
         try:
@@ -586,34 +601,45 @@ class OpCounter(TorchDispatchMode):
             self._step_out()
             pre = None
             if kind == "conv":  # read the input now, while it is still in the cache
-                xa = x.flatten(0, 1) if mode == "m" else x
-                ptr = _ptr(xa)
+                # the operator reads [T*B, ...] for a multi-step input: a contiguous one is
+                # read in place (its shape, no view), another through the same flatten (it
+                # may copy: the operator then reads the copy)
+                in_place = mode == "m" and x.is_contiguous()
+                if mode == "m" and not in_place:
+                    x = x.flatten(0, 1)
+                shape = x.shape
+                if in_place:
+                    lead, xs = 2, (shape[0] * shape[1], *shape[2:])
+                else:
+                    lead, xs = 1, tuple(shape)
+                ptr = _ptr(x)
                 if self._pending is not None and ptr != self._pending[0]:
                     self._settle()  # only a convolution reading them counts the spikes
-                spikes = self._class_of(xa, ptr) == SPIKE
-                groups = self._groups(xa.shape[0])
-                entry = self._conv_entry(tuple(xa.shape), state["_parameters"]["weight"],
+                spikes = self._class_of(x, ptr) == SPIKE
+                groups = self._groups(xs[0])
+                entry = self._conv_entry(xs, state["_parameters"]["weight"],
                                          module.stride, module.padding, module.dilation,
                                          False, _ZEROS[d], module.groups)
                 # a weight without zeros feeds every input channel alike: count the active
                 # inputs per spatial position only (channels summed, a smaller fan-out)
                 per_channel = entry[1] is None
-                seen = (ptr, xa._version, xa.shape, xa.stride(), xa.storage_offset(), groups,
+                seen = (ptr, x._version, xs, x.stride()[lead - 1:], x.storage_offset(), groups,
                         per_channel)
                 if self._last_input is not None and self._last_input[0] == seen:
                     binary, active = self._last_input[1]  # read again (a downsample branch)
                 else:
-                    big = xa.numel() * xa.element_size() >= _WORK_MIN
+                    big = x.numel() * x.element_size() >= _WORK_MIN
                     # a binary neuron's output, unchanged since (same version): no test needed
-                    binary = spikes and self._known_binary(xa, ptr)
+                    binary = spikes and self._known_binary(x, ptr)
                     if not binary:
-                        binary = rules.is_binary(xa, head=not spikes,
-                                                 work=self._work(xa, xa.dtype) if big else None)
-                    active = rules.active_counts(xa, groups, binary, self._work(
-                        xa, torch.bool) if big and not binary else None, per_channel)
+                        binary = rules.is_binary(x, head=not spikes,
+                                                 work=self._work(x, x.dtype) if big else None)
+                    active = rules.active_counts(
+                        x, groups, binary, self._mask_work(x) if big and not binary else None,
+                        per_channel, lead)
                     # keeping the tensor keeps its storage: the address cannot be reused
-                    self._last_input = (seen, (binary, active), xa)
-                pre = (xa, ptr, spikes, binary, groups, active, entry)
+                    self._last_input = (seen, (binary, active), x)
+                pre = (x, ptr, spikes, binary, groups, active, entry, xs)
             elif self._pending is not None:
                 self._settle()
             self._frames.append((key, "fast", spec, name, mode, pre))
@@ -1090,10 +1116,11 @@ class OpCounter(TorchDispatchMode):
     def _conv(self, scope: str, name: str, args, out, pre: tuple | None = None) -> None:
         """``pre``: (input, its storage pointer, whether it is known to hold spikes, binary,
         groups, active counts (per channel, or per spatial position when the weight has no
-        zeros), the :meth:`_conv_entry`) measured by the layer's pre-hook."""
+        zeros), the :meth:`_conv_entry`, the shape the operator reads) measured by the
+        layer's pre-hook."""
         x, w, bias = args[0], args[1], args[2]
         stride, padding, dilation, transposed, output_padding, groups = args[3:9]
-        x_shape = tuple(x.shape)
+        x_shape = tuple(x.shape) if pre is None else pre[7]  # (a multi-step input's [T*B, ...])
         entry = self._conv_entry(x_shape, w, stride, padding, dilation, transposed,
                                  output_padding, groups) if pre is None else pre[6]
         fan, spatial, fanout, fanout_ops, kernel_words, fan2, spatial2 = entry
@@ -1105,7 +1132,7 @@ class OpCounter(TorchDispatchMode):
             active = rules.active_counts(x, groups, binary)
             in_class = self._input_class(x, binary)
         else:  # measured by the layer's pre-hook
-            _, ptr, spikes, binary, groups, active, _ = pre
+            _, ptr, spikes, binary, groups, active, _, _ = pre
             in_class = SPIKE if spikes else self._input_class(x, binary)
             if spatial is not None:  # active inputs per spatial position (a dense weight)
                 fan, fan2 = spatial, spatial2

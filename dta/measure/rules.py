@@ -106,7 +106,8 @@ _CHUNKS = 16
 
 
 def active_counts(x: torch.Tensor, groups: int, binary: bool,
-                  mask: torch.Tensor | None = None, per_channel: bool = True) -> torch.Tensor:
+                  mask: torch.Tensor | None = None, per_channel: bool = True,
+                  lead: int = 1) -> torch.Tensor:
     """``[groups, features]`` float64 counts of nonzero rows per feature.
 
     ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
@@ -116,22 +117,34 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
     while every count stays below 2**24 (exact), else in float64, and are
     returned as float64 for the dot product with the fan-out (exact below
     2**53). ``mask``: a bool tensor shaped like ``x`` to write the nonzero mask
-    into (instead of a new one).
+    into (instead of a new one), or a pair (that tensor, its uint8 view).
+    ``lead``: how many leading dimensions make the rows (2 for a multi-step
+    ``[T, B, ...]`` input, read as ``[T*B, ...]`` without a view of its own).
 
     ``per_channel=False`` (for ``x`` of shape ``[N, C, *spatial]`` read by a
     convolution whose fan-out is the same for every input channel, see
     :func:`conv_fanout_spatial`): the channels are summed too, features are the
     spatial positions (``[groups, prod(spatial)]``).
     """
-    rows = x.shape[0] // groups
-    channels = per_channel or x.dim() < 3
-    c = 1 if channels else x.shape[1]
+    shape = x.shape
+    n = shape[0] if lead == 1 else math.prod(shape[:lead])
+    rows = n // groups
+    channels = per_channel or x.dim() < lead + 2
+    c = 1 if channels else shape[lead]
     dtype = torch.float32 if rows * c < 1 << 24 else torch.float64
-    src = x if binary else (mask.copy_(x) if mask is not None else x.bool()).view(torch.uint8)
+    if binary:
+        src = x
+    elif mask is None:
+        src = x.bool().view(torch.uint8)
+    elif isinstance(mask, tuple):
+        mask[0].copy_(x)
+        src = mask[1]
+    else:
+        src = mask.copy_(x).view(torch.uint8)
     if channels:
         out = src.reshape(groups, rows, -1).sum(1, dtype=dtype)
     else:
-        s = x[0, 0].numel()
+        s = x.numel() // (n * c) if n * c else 0  # spatial positions (shapes only: no op)
         if s >= _WIDE_ROWS:  # one reduction over (rows, channels): fastest with long rows
             out = src.reshape(groups, rows * c, s).sum(1, dtype=dtype)
         else:  # short rows: over the rows first (wide features), then the few channels

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test perf asv-quick asv-regression asv-publish training-bench gpu-check
+.PHONY: bench test perf profile-ab asv-quick asv-regression asv-publish training-bench gpu-check
 
 bench: $(STAMP)  ## train, measure and tabulate every method on the embedded default
 	$(BIN)/dta bench
@@ -16,6 +16,10 @@ test: $(STAMP)  ## the unit tests (pytest-benchmark checks run once as smoke tes
 
 perf: $(STAMP)  ## pytest-benchmark CI performance checks, JSON under .benchmarks/
 	$(BIN)/python -m pytest tests/perf --benchmark-enable --benchmark-json=.benchmarks/perf.json
+
+REV ?= HEAD
+profile-ab: $(STAMP)  ## profile() overhead of this tree against revision REV (default HEAD), one process
+	$(BIN)/python scripts/profile_ab.py --rev $(REV)
 
 asv-quick: $(STAMP)  ## one quick asv run of the suite in the current environment (-v: setup_cache's training progress)
 	$(BIN)/asv machine --yes

@@ -301,6 +301,30 @@ def test_active_counts_of_a_multi_step_input_read_in_place(binary, per_channel, 
         assert got.dtype == torch.float64 and torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("build", [_ms_resnet18("dta"), _sj_resnet18],
+                         ids=["ms18-dta", "spiking_resnet18"])
+def test_products_taken_at_finalize_equal_those_taken_in_the_forward(monkeypatch, build):
+    """On the CPU a layer counted from hooks leaves its active counts raw and finalize takes
+    the products with the fan-outs on the host; without host fan-outs (another device) the
+    forward takes them as tensors. Both give the same report."""
+    from dta.measure import counter
+
+    net, x = build()
+    deferred = profile(net, x)
+    deferred = profile(net, x)  # recipes learned: layers counted from hooks
+    calls = []
+    original = counter.OpCounter._conv_entry
+
+    def no_host_fanouts(self, *args):
+        calls.append(1)
+        return (*original(self, *args)[:5], None, None)
+
+    monkeypatch.setattr(counter.OpCounter, "_conv_entry", no_host_fanouts)
+    in_forward = profile(_copy_of(net), x)
+    assert calls and in_forward.to_dict() == deferred.to_dict()
+    assert in_forward.traffic.equals(deferred.traffic)
+
+
 def test_dense_fanout_in_closed_form_equals_the_adjoint():
     from dta.measure import rules
 
@@ -444,9 +468,9 @@ def test_dense_weights_are_counted_per_spatial_position_exactly(monkeypatch, str
     seen = []
     original = rules.active_counts
 
-    def spy(x, groups, binary, mask=None, per_channel=True, lead=1):
+    def spy(x, groups, binary, mask=None, per_channel=True, lead=1, raw=False):
         seen.append(per_channel)
-        return original(x, groups, binary, mask, per_channel, lead)
+        return original(x, groups, binary, mask, per_channel, lead, raw)
 
     monkeypatch.setattr(rules, "active_counts", spy)
     spikes = (torch.rand(2, 3, 4, *size) < 0.3).float()

@@ -250,6 +250,15 @@ def layer_names(model: nn.Module) -> dict[int, str]:
     return {id(m): n or type(m).__name__ for n, m in model.named_modules()}
 
 
+def _host(t) -> np.ndarray:
+    """A count vector (tensor or host array) as a float64 host array."""
+    if isinstance(t, np.ndarray):
+        return t
+    if t.dtype == torch.float64 and t.device.type == "cpu" and not t.requires_grad:
+        return t.numpy()
+    return t.detach().to(torch.float64).cpu().numpy()
+
+
 def _ptr(x: torch.Tensor) -> int:
     try:
         return x.untyped_storage().data_ptr()
@@ -391,7 +400,9 @@ _RECIPES: dict[tuple, str | None] = {}
 _WORK_BYTES = 64 << 20  # largest work tensor kept with a model
 _WORK_MIN = 128 << 10  # smaller temporaries come from the heap: no work tensor
 _NEURON = object()  # role of a neuron module
-_PAIRED = object()  # a synaptic record's nonzeros are the second column of its ops tensor
+# a synaptic record whose ops per group (and nonzeros: _DEFER_NNZ) finalize computes from
+# its raw active counts and the fan-out on the host
+_DEFER, _DEFER_NNZ = object(), object()
 
 # The dispatch-mode stack, through torch's C functions when present (what torch's Python
 # wrappers call for a mode without a dispatch key, at a quarter of the cost).
@@ -466,7 +477,9 @@ class OpCounter(TorchDispatchMode):
         self._seq = 0
         # events, in call order (seq): synaptic, element-wise and neuron records
         self._syn: list[tuple] = []
-        self._syn_t: list[tuple] = []  # (per-group ops tensor, nnz tensor, None or _PAIRED)
+        self._syn_t: list[tuple] = []  # (per-group ops tensor, nnz tensor or None); _DEFER*:
+        # ((raw active counts, host fan-out), _DEFER or _DEFER_NNZ)
+        self._deferred = 0  # records left to finalize
         self._el: list[tuple] = []
         self._neu: list[tuple] = []
         self._neu_t: list = []  # spike counts per step (or see _resolve); None while pending
@@ -636,7 +649,7 @@ class OpCounter(TorchDispatchMode):
                                                  work=self._work(x, x.dtype) if big else None)
                     active = rules.active_counts(
                         x, groups, binary, self._mask_work(x) if big and not binary else None,
-                        per_channel, lead)
+                        per_channel, lead, raw=True)
                     # keeping the tensor keeps its storage: the address cannot be reused
                     self._last_input = (seen, (binary, active), x)
                 pre = (x, ptr, spikes, binary, groups, active, entry, xs)
@@ -729,8 +742,7 @@ class OpCounter(TorchDispatchMode):
     def _resolve(self, x: torch.Tensor, binary: bool, groups: int, nnz) -> None:
         """A synaptic op read ``x``: if it is the pending neuron output, element for element,
         and holds {0, 1} spikes, its nonzeros per step are the spikes per step (``nnz``: a
-        tensor, or a 1-tuple of a ``[G, 2]`` paired product whose second column they are,
-        taken out at finalize)."""
+        tensor, or ``("syn", i)``: those of synaptic record i, computed at finalize)."""
         ptr, out, index, steps = self._pending
         if ptr == _ptr(x):
             if (binary and groups == steps and x.numel() == out.numel()
@@ -1104,12 +1116,11 @@ class OpCounter(TorchDispatchMode):
             c_out = w.shape[1] * groups if transposed else w.shape[0]
             per_event = c_out // groups
             ops_factor = math.prod(-(-k // s) for k, s in zip(w.shape[2:], stride))
-            # the fan-outs beside a column of ones: one product gives a binary input's ops
-            # and its nonzeros per group (_PAIRED)
-            paired = [None if f is None else torch.stack([f, torch.ones_like(f)], 1)
-                      for f in (fan, spatial)]
+            # host copies of the fan-outs, for the products finalize takes (_DEFER)
+            host = [None if f is None or f.device.type != "cpu" else f.numpy()
+                    for f in (fan, spatial)]
             return (fan, spatial, per_event * kernel, per_event * ops_factor, c_out * kernel,
-                    *paired)
+                    *host)
 
         return self._weight_entry(key, w, make)
 
@@ -1123,7 +1134,7 @@ class OpCounter(TorchDispatchMode):
         x_shape = tuple(x.shape) if pre is None else pre[7]  # (a multi-step input's [T*B, ...])
         entry = self._conv_entry(x_shape, w, stride, padding, dilation, transposed,
                                  output_padding, groups) if pre is None else pre[6]
-        fan, spatial, fanout, fanout_ops, kernel_words, fan2, spatial2 = entry
+        fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
         dense = rules.conv_dense_macs(x_shape, w, tuple(out.shape), transposed)
         n = x_shape[0]
         if pre is None:
@@ -1135,14 +1146,20 @@ class OpCounter(TorchDispatchMode):
             _, ptr, spikes, binary, groups, active, _, _ = pre
             in_class = SPIKE if spikes else self._input_class(x, binary)
             if spatial is not None:  # active inputs per spatial position (a dense weight)
-                fan, fan2 = spatial, spatial2
-        # exact: integer products and sums below 2**53
-        if binary:  # ops and nonzeros per group in one product, split at finalize
-            per_group, nnz = active @ fan2, _PAIRED
+                fan, fan_np = spatial, spatial_np
+        if pre is not None and fan_np is not None and active.device.type == "cpu":
+            # the raw sums wait for finalize, which takes the products with the fan-out on
+            # the host for all layers at once (here each would be two more tensor ops)
+            per_group, nnz = (active, fan_np), _DEFER_NNZ if binary else _DEFER
+            self._deferred += 1
+            spikes_of = ("syn", len(self._syn_t))
         else:
-            per_group, nnz = active @ fan, None
+            if active.dtype != torch.float64:
+                active = active.to(torch.float64)
+            per_group = active @ fan  # exact: integer products and sums below 2**53
+            nnz = spikes_of = active.sum(1) if binary else None
         if self._pending is not None:
-            self._resolve(x, binary, groups, (per_group,) if nnz is _PAIRED else nnz)
+            self._resolve(x, binary, groups, spikes_of)
         has_bias = isinstance(bias, torch.Tensor)
         n_out = out.numel()
         self._syn.append((
@@ -1223,12 +1240,21 @@ class OpCounter(TorchDispatchMode):
             self._settle()
         # One host transfer for every per-step tensor of the pass: ops per group of every
         # synaptic op, then the nonzeros of those that have them, then the spikes.
-        # paired products [G, 2] (ops, nonzeros) are split here, where a view costs less
-        syn_t = [(pg[:, 0], pg[:, 1]) if nz is _PAIRED else (pg, nz) for pg, nz in self._syn_t]
-        neu_t = [t[0][:, 1] if type(t) is tuple else t for t in self._neu_t]
+        syn_t = self._syn_t
+        neu_t = self._neu_t
+        if self._deferred:  # on the host: the products with the fan-outs, here
+            syn_t = list(syn_t)
+            for i, (pg, nz) in enumerate(syn_t):
+                if nz is _DEFER or nz is _DEFER_NNZ:
+                    active, fan = pg
+                    a = active.numpy().astype(np.float64)  # exact below 2**53
+                    syn_t[i] = (a @ fan, a.sum(1) if nz is _DEFER_NNZ else None)
+            neu_t = [syn_t[t[1]][1] if type(t) is tuple else t for t in neu_t]
         nnz_of = [i for i, (_, nz) in enumerate(syn_t) if nz is not None]
         tensors = [pg for pg, _ in syn_t] + [syn_t[i][1] for i in nnz_of] + neu_t
-        if tensors:  # all 1-d; float32 spike counts are promoted
+        if self._deferred:  # all 1-d
+            flat = np.concatenate([_host(t) for t in tensors])
+        elif tensors:  # all 1-d; float32 spike counts are promoted
             flat = torch.cat(tensors).to(torch.float64).cpu().numpy()
         else:
             flat = np.zeros(0)

@@ -107,7 +107,7 @@ _CHUNKS = 16
 
 def active_counts(x: torch.Tensor, groups: int, binary: bool,
                   mask: torch.Tensor | None = None, per_channel: bool = True,
-                  lead: int = 1) -> torch.Tensor:
+                  lead: int = 1, raw: bool = False) -> torch.Tensor:
     """``[groups, features]`` float64 counts of nonzero rows per feature.
 
     ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
@@ -120,6 +120,8 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
     into (instead of a new one), or a pair (that tensor, its uint8 view).
     ``lead``: how many leading dimensions make the rows (2 for a multi-step
     ``[T, B, ...]`` input, read as ``[T*B, ...]`` without a view of its own).
+    ``raw=True``: the sums as accumulated (float32, or float64 past 2**24), not
+    converted.
 
     ``per_channel=False`` (for ``x`` of shape ``[N, C, *spatial]`` read by a
     convolution whose fan-out is the same for every input channel, see
@@ -150,7 +152,7 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
         else:  # short rows: over the rows first (wide features), then the few channels
             out = src.reshape(groups, rows, c * s).sum(1, dtype=dtype).reshape(
                 groups, c, s).sum(1)
-    return out.to(torch.float64)
+    return out if raw else out.to(torch.float64)
 
 
 #: spatial size from which :func:`active_counts` sums ``[groups, rows*C, S]`` over its

@@ -18,7 +18,7 @@ from spikingjelly.activation_based import functional
 from dta.models import create_model, repeat_static
 from dta.neuron import FaithfulLIF, faithful_lif
 
-from .timing import paired_times
+from .timing import paired_times, report
 
 MAX_NEURON_RATIO = 1.0  # ours / released, forward and backward
 MAX_STEP_RATIO = 1.0  # target: training step with our LIF / with the released loop
@@ -64,7 +64,7 @@ def test_lif_forward_and_backward_vs_released(benchmark, T, layer):
     bwd = paired_times(_timed_backward(_ours, x), _timed_backward(lif_tb, x), rounds=15)
     benchmark.extra_info.update(T=T, layer=layer, shape=list(x.shape), forward_ratio=fwd,
                                 backward_ratio=bwd, max_ratio=MAX_NEURON_RATIO)
-    print(f"\nLIF ours/released T={T} {layer} {tuple(x.shape)}: forward {fwd:.2f}x, "
+    report(f"LIF ours/released T={T} {layer} {tuple(x.shape)}: forward {fwd:.2f}x, "
           f"backward {bwd:.2f}x")
     assert fwd <= MAX_NEURON_RATIO and bwd <= MAX_NEURON_RATIO, (fwd, bwd)
 
@@ -115,6 +115,6 @@ def test_training_step_vs_released_neuron(benchmark, case):
     benchmark.extra_info.update(case=case, T=T, batch=batch, width=width, size=size,
                                 step_ratio=ratio, max_ratio=MAX_STEP_RATIO,
                                 meets_target=ratio <= MAX_STEP_RATIO)
-    print(f"\ntraining step ours/released-LIF ({case}: T={T}, batch {batch}, width {width}, "
+    report(f"training step ours/released-LIF ({case}: T={T}, batch {batch}, width {width}, "
           f"{size}x{size}): {ratio:.3f}x")
     assert ratio <= CI_STEP_RATIO, ratio

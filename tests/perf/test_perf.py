@@ -39,7 +39,7 @@ from dta.measure import neurobench_synops, profile
 from dta.measure.counter import OpCounter
 from dta.models import create_model, repeat_static
 
-from .timing import interleaved_ratios
+from .timing import interleaved_ratios, report
 
 T, BATCH = 4, 64
 MAX_PROFILE_RATIO = 1.2  # the target (issue 12): profile() / plain forward, repeated call
@@ -168,11 +168,11 @@ def test_profile_overhead(benchmark, network, one_thread):
     """profile() / plain forward against SynOpCounter's and NeuroBench's, interleaved."""
     net, x = NETWORKS[network]()
     net.eval()
-    report = benchmark(profile, net, x)
+    result = benchmark(profile, net, x)
     # it counted: synaptic ops, spikes, bytes and energy under every model
-    t = report.totals
+    t = result.totals
     assert t["ac"] > 0 and t["mac"] > 0 and 0 < t["firing_rate"] < 1 and t["bytes"] > 0
-    assert all(v > 0 for v in t["energy_uj_by_model"].values()) and report.unsupported == {}
+    assert all(v > 0 for v in t["energy_uj_by_model"].values()) and result.unsupported == {}
     if benchmark.disabled:
         return  # smoke run only: timing ratios are checked with --benchmark-enable
 
@@ -197,7 +197,7 @@ def test_profile_overhead(benchmark, network, one_thread):
         max_profile_ratio=MAX_PROFILE_RATIO, meets_target=ours <= MAX_PROFILE_RATIO,
         ci_profile_ratio=CI_PROFILE_RATIO, rounds=ROUNDS)
     verdict = "meets" if ours <= MAX_PROFILE_RATIO else "MISSES"
-    print(f"\n{network}: profile()/plain forward {ours:.2f}x ({verdict} the {MAX_PROFILE_RATIO}x "
+    report(f"{network}: profile()/plain forward {ours:.2f}x ({verdict} the {MAX_PROFILE_RATIO}x "
           f"target; first call {first:.2f}x), spikingjelly SynOpCounter {synop:.2f}x, NeuroBench "
           f"SynapticOperations {neurobench:.2f}x; plain forward {plain_ms:.1f} ms, 1 thread; "
           f"of profile(): the counted forward {counting:.2f}x (finalize and totals: the rest), "

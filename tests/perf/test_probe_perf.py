@@ -17,6 +17,8 @@ from dta.data import build_datasets, to_time_first
 from dta.models import create_model
 from dta.train import Dist, probe, resolve_config, seed_everything, train_one_epoch
 
+from .timing import report
+
 MAX_SHARE = 0.10  # probe seconds / epoch seconds
 EPOCHS = 3
 
@@ -54,7 +56,7 @@ def test_probe_share_of_an_epoch(benchmark, tmp_path, one_thread):
     benchmark.extra_info.update(probe_share=share, epoch_s=statistics.median(epochs),
                                 probe_s=statistics.median(probes), max_share=MAX_SHARE,
                                 probe_samples=cfg.probe_samples, batches=len(loader))
-    print(f"\nprobe / epoch: {share:.1%} (probe {statistics.median(probes):.3f} s on "
+    report(f"probe / epoch: {share:.1%} (probe {statistics.median(probes):.3f} s on "
           f"{cfg.probe_samples} samples, epoch {statistics.median(epochs):.2f} s of "
           f"{len(loader)} batches; medians of {EPOCHS}, 1 thread)")
     assert share <= MAX_SHARE, f"the probe costs {share:.1%} of an epoch"

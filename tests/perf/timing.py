@@ -50,3 +50,14 @@ def interleaved_ratios(base: Callable[[], object], others: dict[str, Callable[[]
                 t2 = time.perf_counter()
                 ratios[name].append((t2 - t1) / (t1 - t0))
     return {name: statistics.median(r) for name, r in ratios.items()}
+
+
+#: lines the checks report, printed at the end of the run by conftest's terminal summary
+#: (pytest captures a passing test's own output)
+SUMMARY: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print ``line`` (seen with ``pytest -s``) and keep it for the run's closing summary."""
+    print("\n" + line)
+    SUMMARY.append(line)

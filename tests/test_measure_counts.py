@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from spikingjelly.activation_based import base, layer, neuron
+from spikingjelly.activation_based import base, functional, layer, neuron
 from torch import nn
 
 from dta.measure import profile
@@ -281,6 +281,23 @@ def test_layers_counted_from_hooks_equal_the_operator_path(monkeypatch, build):
     slow = profile(_copy_of(net), x)
     assert slow.traffic.equals(fast.traffic) and slow.ops.equals(fast.ops)
     assert slow.firing.equals(fast.firing) and slow.to_dict() == fast.to_dict()
+
+
+def test_the_raw_counter_in_grad_mode_counts_as_under_no_grad():
+    """OpCounter used directly, with autograd on (a training-time forward): the same counts
+    as under no_grad, and no autograd graph from the counting."""
+    from dta.measure.counter import OpCounter
+
+    net, x = _ms_resnet18("dta")()
+    net.eval()
+    results = []
+    for grad in (False, True, True):  # the second grad-mode call: layers counted from hooks
+        with torch.set_grad_enabled(grad), OpCounter(net, T=3, B=2) as counter:
+            out = net(x)
+        assert out.requires_grad == grad
+        results.append(counter.finalize())
+        functional.reset_net(net)
+    assert results[1].traffic == results[0].traffic == results[2].traffic
 
 
 @pytest.mark.parametrize("binary", [True, False])

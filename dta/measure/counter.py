@@ -614,51 +614,59 @@ class OpCounter(TorchDispatchMode):
             self._step_out()
             pre = None
             if kind == "conv":  # read the input now, while it is still in the cache
-                # the operator reads [T*B, ...] for a multi-step input: a contiguous one is
-                # read in place (its shape, no view), another through the same flatten (it
-                # may copy: the operator then reads the copy)
-                in_place = mode == "m" and x.is_contiguous()
-                if mode == "m" and not in_place:
-                    x = x.flatten(0, 1)
-                shape = x.shape
-                if in_place:
-                    lead, xs = 2, (shape[0] * shape[1], *shape[2:])
+                if torch.is_grad_enabled():  # (counting builds no autograd graph)
+                    with torch.no_grad():
+                        pre = self._read_conv_input(module, state, x, mode, d)
                 else:
-                    lead, xs = 1, tuple(shape)
-                ptr = _ptr(x)
-                if self._pending is not None and ptr != self._pending[0]:
-                    self._settle()  # only a convolution reading them counts the spikes
-                spikes = self._class_of(x, ptr) == SPIKE
-                groups = self._groups(xs[0])
-                entry = self._conv_entry(xs, state["_parameters"]["weight"],
-                                         module.stride, module.padding, module.dilation,
-                                         False, _ZEROS[d], module.groups)
-                # a weight without zeros feeds every input channel alike: count the active
-                # inputs per spatial position only (channels summed, a smaller fan-out)
-                per_channel = entry[1] is None
-                seen = (ptr, x._version, xs, x.stride()[lead - 1:], x.storage_offset(), groups,
-                        per_channel)
-                if self._last_input is not None and self._last_input[0] == seen:
-                    binary, active = self._last_input[1]  # read again (a downsample branch)
-                else:
-                    big = x.numel() * x.element_size() >= _WORK_MIN
-                    # a binary neuron's output, unchanged since (same version): no test needed
-                    binary = spikes and self._known_binary(x, ptr)
-                    if not binary:
-                        binary = rules.is_binary(x, head=not spikes,
-                                                 work=self._work(x, x.dtype) if big else None)
-                    active = rules.active_counts(
-                        x, groups, binary, self._mask_work(x) if big and not binary else None,
-                        per_channel, lead, raw=True)
-                    # keeping the tensor keeps its storage: the address cannot be reused
-                    self._last_input = (seen, (binary, active), x)
-                pre = (x, ptr, spikes, binary, groups, active, entry, xs)
+                    pre = self._read_conv_input(module, state, x, mode, d)
             elif self._pending is not None:
                 self._settle()
             self._frames.append((key, "fast", spec, name, mode, pre))
         elif name == "":  # first call of this configuration: learn it
             self._frames.append((key, "learn", spec, recipe, self._seq,
                                  sum(self.unsupported.values())))
+
+    def _read_conv_input(self, module, state: dict, x: torch.Tensor, mode: str, d: int) -> tuple:
+        """The pre-hook's measurement of a convolution's input (see :meth:`_conv`)."""
+        # the operator reads [T*B, ...] for a multi-step input: a contiguous one is
+        # read in place (its shape, no view), another through the same flatten (it
+        # may copy: the operator then reads the copy)
+        in_place = mode == "m" and x.is_contiguous()
+        if mode == "m" and not in_place:
+            x = x.flatten(0, 1)
+        shape = x.shape
+        if in_place:
+            lead, xs = 2, (shape[0] * shape[1], *shape[2:])
+        else:
+            lead, xs = 1, tuple(shape)
+        ptr = _ptr(x)
+        if self._pending is not None and ptr != self._pending[0]:
+            self._settle()  # only a convolution reading them counts the spikes
+        spikes = self._class_of(x, ptr) == SPIKE
+        groups = self._groups(xs[0])
+        entry = self._conv_entry(xs, state["_parameters"]["weight"],
+                                 module.stride, module.padding, module.dilation,
+                                 False, _ZEROS[d], module.groups)
+        # a weight without zeros feeds every input channel alike: count the active
+        # inputs per spatial position only (channels summed, a smaller fan-out)
+        per_channel = entry[1] is None
+        seen = (ptr, x._version, xs, x.stride()[lead - 1:], x.storage_offset(), groups,
+                per_channel)
+        if self._last_input is not None and self._last_input[0] == seen:
+            binary, active = self._last_input[1]  # read again (a downsample branch)
+        else:
+            big = x.numel() * x.element_size() >= _WORK_MIN
+            # a binary neuron's output, unchanged since (same version): no test needed
+            binary = spikes and self._known_binary(x, ptr)
+            if not binary:
+                binary = rules.is_binary(x, head=not spikes,
+                                         work=self._work(x, x.dtype) if big else None)
+            active = rules.active_counts(
+                x, groups, binary, self._mask_work(x) if big and not binary else None,
+                per_channel, lead, raw=True)
+            # keeping the tensor keeps its storage: the address cannot be reused
+            self._last_input = (seen, (binary, active), x)
+        return (x, ptr, spikes, binary, groups, active, entry, xs)
 
     def _post_hook(self, module, args, output):
         key = id(module)

@@ -11,7 +11,8 @@ this tree's models, neuron and helpers) and times, on the networks of
 ``tests/perf`` (one thread, the allocator held steady), a plain forward, this
 tree's ``dta.measure.profile`` and the revision's, in the interleaved blocks of
 ``tests/perf/timing.interleaved_ratios``: both ratios see the same machine load,
-so their difference is measured to a few tenths of a percent.
+so their difference repeats far more closely than separate runs do (two runs of
+one comparison here agreed to about half a percent).
 
 It also checks that both profilers give the same counts (``report.traffic`` and
 the totals) and says so; a difference is reported, not an error, since a change

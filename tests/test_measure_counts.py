@@ -305,7 +305,7 @@ def test_the_raw_counter_in_grad_mode_counts_as_under_no_grad():
 @pytest.mark.parametrize("size", [(3, 3), (5, 4)])  # under and over _WIDE_ROWS positions
 def test_active_counts_of_a_multi_step_input_read_in_place(binary, per_channel, size):
     """lead=2 reads [T, B, ...] as the [T*B, ...] rows a multi-step layer's operator sees,
-    with or without a mask work tensor (or its pair with a uint8 view)."""
+    with or without a mask work tensor (with its uint8 view)."""
     from dta.measure import rules
 
     torch.manual_seed(0)
@@ -313,7 +313,7 @@ def test_active_counts_of_a_multi_step_input_read_in_place(binary, per_channel, 
     x = (x < 0.4).float() if binary else torch.where(x < 0.4, 0.0, x - 0.5)
     expected = rules.active_counts(x.flatten(0, 1), 3, binary, None, per_channel)
     mask = torch.empty(x.shape, dtype=torch.bool)
-    for m in (None, mask, (mask, mask.view(torch.uint8))):
+    for m in (None, (mask, mask.view(torch.uint8))):
         got = rules.active_counts(x, 3, binary, m, per_channel, lead=2)
         assert got.dtype == torch.float64 and torch.equal(got, expected)
 
@@ -519,7 +519,8 @@ def test_active_counts_summed_over_channels_equal_the_per_channel_counts(shape):
         summed = full.reshape(3, shape[1], -1).sum(1)
         assert torch.equal(rules.active_counts(x, 3, binary, per_channel=False), summed)
         mask = torch.empty(shape, dtype=torch.bool)
-        assert torch.equal(rules.active_counts(x, 3, binary, mask, per_channel=False), summed)
+        assert torch.equal(rules.active_counts(x, 3, binary, (mask, mask.view(torch.uint8)),
+                                               per_channel=False), summed)
 
 
 def test_active_counts_stay_exact_past_float32_integers():

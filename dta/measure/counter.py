@@ -128,7 +128,7 @@ def own_forward(module: nn.Module):
     through."""
     f = module.__dict__.get("forward")
     while f is not None and hasattr(f, "_dta_counter_wraps"):
-        f = f._dta_counter_wraps[0]
+        f = f._dta_counter_wraps
     return f
 
 
@@ -669,12 +669,10 @@ class OpCounter(TorchDispatchMode):
         return (x, ptr, spikes, binary, groups, active, entry, xs)
 
     def _post_hook(self, module, args, output):
+        """A neuron or leaf layer ended (called by its wrapper, also when it raised)."""
         key = id(module)
-        name = self._stack.pop() if self._stack else type(module).__name__
-        role = self._roles.get(key)
-        if role is None:
-            return
-        if role is _NEURON:
+        name = self._stack.pop()
+        if self._roles[key] is _NEURON:
             self._opaque = max(0, self._opaque - 1)
             if self._opaque == 0:
                 if isinstance(output, torch.Tensor) and args:
@@ -878,9 +876,7 @@ class OpCounter(TorchDispatchMode):
                 call = type(m).forward.__get__(m)
             key = id(m)
             if roles.get(key) is None:  # a scope only
-                name = names.get(key) or type(m).__name__
-
-                def forward(*args, _call=call, _name=name, **kwargs):
+                def forward(*args, _call=call, _name=names[key], **kwargs):
                     stack.append(_name)
                     try:
                         return _call(*args, **kwargs)
@@ -897,7 +893,7 @@ class OpCounter(TorchDispatchMode):
                     post(_m, args, out)
                     return out
 
-            forward._dta_counter_wraps = (inner,)
+            forward._dta_counter_wraps = inner
             d["forward"] = forward
             installed.append((m, inner, forward))
 

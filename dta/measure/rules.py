@@ -106,7 +106,7 @@ _CHUNKS = 16
 
 
 def active_counts(x: torch.Tensor, groups: int, binary: bool,
-                  mask: torch.Tensor | None = None, per_channel: bool = True,
+                  mask: tuple | None = None, per_channel: bool = True,
                   lead: int = 1, raw: bool = False) -> torch.Tensor:
     """``[groups, features]`` float64 counts of nonzero rows per feature.
 
@@ -117,7 +117,7 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
     while every count stays below 2**24 (exact), else in float64, and are
     returned as float64 for the dot product with the fan-out (exact below
     2**53). ``mask``: a bool tensor shaped like ``x`` to write the nonzero mask
-    into (instead of a new one), or a pair (that tensor, its uint8 view).
+    into (instead of a new one), with its uint8 view: ``(mask, mask.view(torch.uint8))``.
     ``lead``: how many leading dimensions make the rows (2 for a multi-step
     ``[T, B, ...]`` input, read as ``[T*B, ...]`` without a view of its own).
     ``raw=True``: the sums as accumulated (float32, or float64 past 2**24), not
@@ -138,11 +138,9 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
         src = x
     elif mask is None:
         src = x.bool().view(torch.uint8)
-    elif isinstance(mask, tuple):
+    else:
         mask[0].copy_(x)
         src = mask[1]
-    else:
-        src = mask.copy_(x).view(torch.uint8)
     if channels:
         out = src.reshape(groups, rows, -1).sum(1, dtype=dtype)
     else:

@@ -378,3 +378,62 @@ def test_a_custom_memory_model_is_priced_in_every_report(monkeypatch):
     assert r.totals["memory_uj"] * 1e6 == pytest.approx(bits)
     assert np.isclose(r.totals["bytes_by_model"]["step45-fp32"] - r.totals["bytes"],
                       (98 + 18 + 18 + 18 + 36) * 2)  # the 32-bit words cost 2 bytes more each
+
+
+def _direct_energies(report):
+    """Energy of every registered model from the report's count rows, evaluated directly by
+    the model's own functions (what the report's per-row coefficients stand for)."""
+    from dta.measure.profile import price
+
+    out = {}
+    for name in list_energy_models():
+        compute, memory = price(get_energy_model(name), report.traffic,
+                                has_neurons=report.has_neurons)
+        out[name] = (compute.sum() + (0.0 if memory is None else memory.sum())) / 1e6
+    return out
+
+
+def test_energies_from_per_row_coefficients_equal_the_models_own_functions():
+    """Repeated calls price the rows through coefficients kept per model (every built-in
+    model is affine in the measured columns): on new data (other inputs, the same ops)
+    they equal each model's own functions."""
+    from dta.measure.counter import model_state
+
+    torch.manual_seed(0)
+    net = create_model("ms_resnet18", attention="dta", T=2, num_classes=10, in_channels=1,
+                       width=8).eval()
+    x = torch.rand(4, 1, 8, 8)
+    first = profile(net, repeat_static(x, 2))
+    cache = model_state(net).derived["energy_rows"]
+    assert all(parts is not None for parts in cache[2])  # no built-in model fell back
+    for scale in (0.9, 1.2):  # other firing, other counts, the same ops
+        r = profile(net, repeat_static(x * scale, 2))
+        assert model_state(net).derived["energy_rows"] is cache  # the coefficients reused
+        assert r.totals["spikes"] != first.totals["spikes"]
+        direct = _direct_energies(r)
+        for name, value in r.totals["energy_uj_by_model"].items():
+            assert value == pytest.approx(direct[name], rel=1e-12), name
+        layers = r.layers  # the tables use the same per-row energies
+        assert layers["compute_pj"].sum() / 1e6 == pytest.approx(r.totals["compute_uj"],
+                                                                 rel=1e-12)
+
+
+def test_a_model_not_affine_in_the_counts_is_priced_directly(monkeypatch):
+    from dta.measure import energy
+    from dta.measure.counter import model_state
+
+    class Squared(EnergyModel):  # not affine in the op counts: no coefficients
+        def compute_pj(self, rows, act_bits=None):
+            return super().compute_pj(rows, act_bits) ** 2
+
+    monkeypatch.setattr(energy._ENERGY, "_items", dict(energy._ENERGY._items))
+    register_energy_model(Squared(name="test-squared", e_mac=1.0, e_ac=1.0, e_other=1.0,
+                                  e_select=0.0, e_neuron=1.0, source="a test"))
+    net = create_model("ms_resnet18", attention="none", T=2, num_classes=10, in_channels=1,
+                       width=8).eval()
+    for scale in (1.0, 2.0):
+        r = profile(net, repeat_static(torch.rand(4, 1, 8, 8) * scale, 2))
+        coefficients = model_state(net).derived["energy_rows"][2]
+        assert coefficients[list_energy_models().index("test-squared")] is None
+        assert r.totals["energy_uj_by_model"]["test-squared"] == pytest.approx(
+            _direct_energies(r)["test-squared"], rel=1e-12)

@@ -232,6 +232,32 @@ def test_a_weight_changed_between_calls_is_counted_anew():
     assert profile(net, x).totals["ac"] == 0
 
 
+def test_a_layer_counted_from_its_plan_is_counted_anew_when_its_configuration_changes():
+    """From the third call a convolution or BatchNorm is counted from the plan kept for it;
+    a call with another input shape, weight, attribute or hook goes the full way (and
+    counts as a model never seen)."""
+    from dta.measure.counter import model_state
+
+    net = _spiking_block()[:6]  # conv, BN, LIF, conv, BN, LIF: any input size
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    for _ in range(3):
+        first = profile(net, x)
+    plans = model_state(net).plans
+    assert {p[0] for p in plans.values()} == {"conv", "bn"} and len(plans) == 4
+    assert _counts(first) == _counts(profile(_copy_of(net), x))
+    wider = torch.rand(2, 3, 1, 10, 10) * 4  # another input shape
+    assert _counts(profile(net, wider)) == _counts(profile(_copy_of(net), wider))
+    net[3].padding = (0, 0)  # another attribute
+    assert _counts(profile(net, x)) == _counts(profile(_copy_of(net), x))
+    net[3].stride = (1, 1)
+    assert _counts(profile(net, x)) == _counts(profile(_copy_of(net), x))
+    seen = []
+    net[3].register_forward_pre_hook(lambda m, a: seen.append(1))  # a hook of its own
+    assert _counts(profile(net, x)) == _counts(profile(_copy_of(net), x)) and seen
+    net[1].bias = None  # a BatchNorm that lost its shift
+    assert _counts(profile(net, x)) == _counts(profile(_copy_of(net), x))
+
+
 def _copy_of(net):
     import copy
 
@@ -305,16 +331,15 @@ def test_the_raw_counter_in_grad_mode_counts_as_under_no_grad():
 @pytest.mark.parametrize("size", [(3, 3), (5, 4)])  # under and over _WIDE_ROWS positions
 def test_active_counts_of_a_multi_step_input_read_in_place(binary, per_channel, size):
     """lead=2 reads [T, B, ...] as the [T*B, ...] rows a multi-step layer's operator sees,
-    with or without a mask work tensor (with its uint8 view)."""
+    with or without a float32 work tensor for the mask."""
     from dta.measure import rules
 
     torch.manual_seed(0)
     x = torch.rand(3, 2, 4, *size)
     x = (x < 0.4).float() if binary else torch.where(x < 0.4, 0.0, x - 0.5)
     expected = rules.active_counts(x.flatten(0, 1), 3, binary, None, per_channel)
-    mask = torch.empty(x.shape, dtype=torch.bool)
-    for m in (None, (mask, mask.view(torch.uint8))):
-        got = rules.active_counts(x, 3, binary, m, per_channel, lead=2)
+    for work in (None, torch.full(x.shape, 7.0)):
+        got = rules.active_counts(x, 3, binary, work, per_channel, lead=2)
         assert got.dtype == torch.float64 and torch.equal(got, expected)
 
 
@@ -485,9 +510,9 @@ def test_dense_weights_are_counted_per_spatial_position_exactly(monkeypatch, str
     seen = []
     original = rules.active_counts
 
-    def spy(x, groups, binary, mask=None, per_channel=True, lead=1, raw=False):
+    def spy(x, groups, binary, work=None, per_channel=True, lead=1, raw=False):
         seen.append(per_channel)
-        return original(x, groups, binary, mask, per_channel, lead, raw)
+        return original(x, groups, binary, work, per_channel, lead, raw)
 
     monkeypatch.setattr(rules, "active_counts", spy)
     spikes = (torch.rand(2, 3, 4, *size) < 0.3).float()
@@ -518,9 +543,8 @@ def test_active_counts_summed_over_channels_equal_the_per_channel_counts(shape):
         full = rules.active_counts(x, 3, binary)
         summed = full.reshape(3, shape[1], -1).sum(1)
         assert torch.equal(rules.active_counts(x, 3, binary, per_channel=False), summed)
-        mask = torch.empty(shape, dtype=torch.bool)
-        assert torch.equal(rules.active_counts(x, 3, binary, (mask, mask.view(torch.uint8)),
-                                               per_channel=False), summed)
+        work = torch.full(shape, 7.0)  # (stale contents are overwritten)
+        assert torch.equal(rules.active_counts(x, 3, binary, work, per_channel=False), summed)
 
 
 def test_active_counts_stay_exact_past_float32_integers():

@@ -78,6 +78,10 @@ SPIKE, ACT, REAL = 0, 1, 2  # operand classes: 1-bit spikes, activation outputs,
 ROW_COLUMNS = (*TRAFFIC_FIELDS, "param_words", "synaptic", "conv", "leaky", "spikes",
                *rules.KINDS, "neuron_updates", "dense_macs")
 FLAG_COLUMNS = ("synaptic", "conv", "leaky")
+#: The columns filled from what the forward measured (operations, nonzero inputs and what
+#: follows from them, spikes); every other column follows from the ops' shapes and classes,
+#: which finalize keeps per model while the calls record the same ops (``static_key``).
+DATA_COLUMNS = ("ac", "mac", "w_reads", "nnz_in", "ev_mem", "ev_ops", "spikes")
 _COL = {name: i for i, name in enumerate(ROW_COLUMNS)}
 _IN_COLS = (_COL["in_spike"], _COL["in_act"], _COL["in_real"])  # indexed by SPIKE/ACT/REAL
 _EL_COLS = [_COL[k] for k in (*rules.KINDS, "w_reads", "b_reads", "in_spike", "in_act",
@@ -202,6 +206,8 @@ class CountResult:
     folded_bn: list = field(default_factory=list)  # scopes of BatchNorms folded into a conv
     module_types: dict = field(default_factory=dict)  # name -> class name
     single_step: bool = False
+    # the same object for results whose rows differ in DATA_COLUMNS only (None: unknown)
+    static_key: object = None
 
     @property
     def n_rows(self) -> int:
@@ -259,6 +265,15 @@ def _host(t) -> np.ndarray:
     return t.detach().to(torch.float64).cpu().numpy()
 
 
+def _none() -> None:
+    return None
+
+
+def _ref(x):
+    """A weak reference to ``x``, or a callable returning None for None."""
+    return _none if x is None else weakref.ref(x)
+
+
 def _ptr(x: torch.Tensor) -> int:
     try:
         return x.untyped_storage().data_ptr()
@@ -289,6 +304,7 @@ class _ModelState:
         self.param_key: tuple | None = None  # (id, numel) of every parameter, in order
         self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
+        self.plans: dict = {}  # id(module) -> plan of a leaf layer counted from hooks
 
     def refresh(self, model: nn.Module) -> None:
         key = _tree_key(model)
@@ -312,6 +328,7 @@ class _ModelState:
         # what the hooks do per module: nothing (None), a neuron, or a leaf layer's spec
         self.roles = {**self.fast, **dict.fromkeys(self.neuron_ids, _NEURON)}
         self.derived = {}
+        self.plans = {}
         self.param_key = None
         self.own_params = {}
         # what spikingjelly's reset_net resets: every module with a callable reset()
@@ -457,6 +474,7 @@ class OpCounter(TorchDispatchMode):
         self.neuron_ids = self.state.neuron_ids
         self._leaky = self.state.leaky
         self._fanout = self.state.weights if fanout_cache is None else fanout_cache
+        self._plans = self.state.plans
         self._reset()
 
     # -- state -----------------------------------------------------------------------------------
@@ -515,26 +533,11 @@ class OpCounter(TorchDispatchMode):
             return torch.empty(shape, dtype=dtype)
         buf = work.get((self._thread, dtype))
         if buf is None or buf.numel() < n:
-            stale = ((self._thread, dtype), (self._thread, "mask" if dtype == torch.bool else 0))
-            for key in [k for k in work if k[:2] in stale]:
+            for key in [k for k in work if k[:2] == (self._thread, dtype)]:
                 del work[key]  # views of the old buffer
             buf = work[self._thread, dtype] = torch.empty(max(n, 1 << 16), dtype=dtype)
         view = work[self._thread, dtype, shape] = buf[:n].view(shape)
         return view
-
-    def _mask_work(self, like: torch.Tensor) -> tuple | None:
-        """A bool work tensor shaped like ``like`` and its uint8 view (both kept), or None."""
-        work = self.state.work
-        key = (self._thread, "mask", like.shape)
-        pair = work.get(key)
-        if pair is None:
-            mask = self._work(like, torch.bool)
-            if mask is None:
-                return None
-            pair = (mask, mask.view(torch.uint8))
-            if work.get((self._thread, torch.bool, like.shape)) is mask:  # a kept view
-                work[key] = pair
-        return pair
 
     def _mark(self, x: torch.Tensor, cls: int) -> None:
         try:
@@ -578,6 +581,19 @@ class OpCounter(TorchDispatchMode):
             if self._pending is not None:
                 self._settle()
         elif not self._opaque and args and isinstance(args[0], torch.Tensor):
+            plan = self._plans.get(key)
+            if plan is not None and self._plan_fits(plan, key, module.__dict__, args[0]):
+                x = args[0]
+                self._opaque += 1
+                self._step_out()
+                if plan[0] == "conv":
+                    pre = self._plan_conv_pre(plan, x)
+                else:
+                    if self._pending is not None:
+                        self._settle()
+                    pre = x
+                self._frames.append((key, "plan", plan, pre))
+                return
             self._enter_layer(module, key, role, args[0])
 
     def _enter_layer(self, module, key: int, spec: tuple, x: torch.Tensor) -> None:
@@ -626,6 +642,111 @@ class OpCounter(TorchDispatchMode):
             self._frames.append((key, "learn", spec, recipe, self._seq,
                                  sum(self.unsupported.values())))
 
+    # Plans. After a leaf layer was counted from its hooks, what that count took from its
+    # configuration (the operator's name, the fan-out, the static fields of its record) is
+    # kept per module as a plan, with what it was derived from: the input's shape, strides
+    # and dtype, the module's mode and attributes, its parameters (and the weight's version
+    # and data pointer, which the fan-out depends on). A later call that matches all of
+    # these is counted from the plan: the same records, without rebuilding the
+    # configuration; any difference goes through the full path again (which replaces the
+    # plan). Plans are made on the CPU under no_grad only (what profile() runs).
+
+    def _plan_fits(self, plan, key: int, state: dict, x: torch.Tensor) -> bool:
+        if (torch.is_grad_enabled() or not x.is_cpu or key in self._own_forward
+                or state["_forward_pre_hooks"] or state["_forward_hooks"]):
+            return False
+        params = state["_parameters"]
+        w, bias = params.get("weight"), params.get("bias")
+        if not (plan[1] == (x.shape, x.stride(), x.dtype, state["training"],
+                            state.get("_step_mode"))
+                and plan[2][0]() is w and plan[2][1]() is bias):
+            return False
+        if plan[0] == "conv":
+            return plan[3] == (w._version, w.data_ptr(), state["stride"], state["padding"],
+                               state["dilation"], state["groups"], state["padding_mode"])
+        return plan[3] == (state["_buffers"].get("running_mean") is not None,)
+
+    def _make_plan(self, frame, module, scope: str, x: torch.Tensor) -> None:
+        """Keep the plan of a leaf layer just counted from its hooks (conv, BatchNorm)."""
+        _, _, (kind, d, _), op_name, mode, pre = frame
+        if not x.is_cpu or torch.is_grad_enabled():
+            return
+        state = module.__dict__
+        params = state["_parameters"]
+        w, bias = params.get("weight"), params.get("bias")
+        head = ((x.shape, x.stride(), x.dtype, state["training"], state.get("_step_mode")),
+                (_ref(w), _ref(bias)))
+        if kind == "conv":
+            x_in, _, _, _, groups, _, entry, xs = pre
+            if not (mode == "s" or x.is_contiguous()):  # (a flattened copy: full path)
+                return
+            fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
+            per_channel = spatial is None
+            if not per_channel:
+                fan_np = spatial_np
+            if fan_np is None:
+                return
+            e = self._syn[-1]  # the record this call made: its static fields
+            lead = 2 if mode == "m" else 1
+            self._plans[id(module)] = (
+                "conv", *head,
+                (w._version, w.data_ptr(), state["stride"], state["padding"],
+                 state["dilation"], state["groups"], state["padding_mode"]),
+                scope, op_name, lead, xs, x_in.stride()[lead - 1:], groups, per_channel,
+                x.numel() * x.element_size() >= _WORK_MIN, e[4:6], e[7:16],
+                kernel_words * xs[0], fan_np, e[11] != 0)
+        elif kind == "bn":
+            self._plans[id(module)] = (
+                "bn", *head, (state["_buffers"].get("running_mean") is not None,),
+                scope, op_name, x.shape[2] if mode == "m" else x.shape[1])
+
+    def _plan_conv_pre(self, plan, x):
+        (_, _, _, _, scope, op_name, lead, xs, strides, groups, per_channel, big, *_) = plan
+        ptr = _ptr(x)
+        pending = self._pending
+        if pending is not None and ptr != pending[0]:
+            self._settle()
+        spikes = self._class_of(x, ptr) == SPIKE
+        seen = (ptr, x._version, xs, strides, x.storage_offset(), groups, per_channel)
+        binary, active = self._measure(x, ptr, spikes, seen, lead, big)
+        return x, spikes, binary, active
+
+    def _measure(self, x: torch.Tensor, ptr: int, spikes: bool, seen: tuple, lead: int,
+                 big: bool) -> tuple:
+        """(binary, active counts) of a convolution's input ``x`` (``seen``: its storage,
+        version, the shape and strides the operator reads, groups, per_channel; ``lead``: the
+        dimensions that make its rows), reused when the previous convolution read the same
+        (a downsample branch)."""
+        last = self._last_input
+        if last is not None and last[0] == seen:
+            return last[1]
+        # a binary neuron's output, unchanged since (same version): no test needed
+        binary = spikes and self._known_binary(x, ptr)
+        if not binary:
+            binary = rules.is_binary(x, head=not spikes,
+                                     work=self._work(x, x.dtype) if big else None)
+        active = rules.active_counts(
+            x, seen[5], binary, self._work(x, torch.float32) if big and not binary else None,
+            seen[6], lead, raw=True)
+        # keeping the tensor keeps its storage: the address cannot be reused
+        self._last_input = (seen, (binary, active), x)
+        return binary, active
+
+    def _plan_conv_post(self, plan, pre, out):
+        (_, _, _, _, scope, op_name, _, _, _, groups, _, _, head, tail, kernel_words, fan_np,
+         has_bias) = plan
+        x, spikes, binary, active = pre
+        in_class = SPIKE if spikes else self._input_class(x, binary)
+        self._deferred += 1
+        spikes_of = ("syn", len(self._syn_t))
+        if self._pending is not None:
+            self._resolve(x, binary, groups, spikes_of)
+        self._syn.append((self._seq, scope, op_name, binary, *head, in_class, *tail,
+                          0 if binary else kernel_words))
+        self._syn_t.append(((active, fan_np), _DEFER_NNZ if binary else _DEFER))
+        self._seq += 1
+        self._synaptic_storage[_ptr(out)] = has_bias
+
     def _read_conv_input(self, module, state: dict, x: torch.Tensor, mode: str, d: int) -> tuple:
         """The pre-hook's measurement of a convolution's input (see :meth:`_conv`)."""
         # the operator reads [T*B, ...] for a multi-step input: a contiguous one is
@@ -652,20 +773,8 @@ class OpCounter(TorchDispatchMode):
         per_channel = entry[1] is None
         seen = (ptr, x._version, xs, x.stride()[lead - 1:], x.storage_offset(), groups,
                 per_channel)
-        if self._last_input is not None and self._last_input[0] == seen:
-            binary, active = self._last_input[1]  # read again (a downsample branch)
-        else:
-            big = x.numel() * x.element_size() >= _WORK_MIN
-            # a binary neuron's output, unchanged since (same version): no test needed
-            binary = spikes and self._known_binary(x, ptr)
-            if not binary:
-                binary = rules.is_binary(x, head=not spikes,
-                                         work=self._work(x, x.dtype) if big else None)
-            active = rules.active_counts(
-                x, groups, binary, self._mask_work(x) if big and not binary else None,
-                per_channel, lead, raw=True)
-            # keeping the tensor keeps its storage: the address cannot be reused
-            self._last_input = (seen, (binary, active), x)
+        binary, active = self._measure(x, ptr, spikes, seen, lead,
+                                       x.numel() * x.element_size() >= _WORK_MIN)
         return (x, ptr, spikes, binary, groups, active, entry, xs)
 
     def _post_hook(self, module, args, output):
@@ -680,7 +789,22 @@ class OpCounter(TorchDispatchMode):
                 self._resume()
         elif self._frames and self._frames[-1][0] == key:
             frame = self._frames.pop()
-            if frame[1] == "fast":
+            if frame[1] == "plan":
+                self._opaque -= 1
+                try:
+                    if isinstance(output, torch.Tensor):
+                        plan = frame[2]
+                        if plan[0] == "conv":
+                            self._plan_conv_post(plan, frame[3], output)
+                        else:
+                            params = module._parameters
+                            self._batch_norm(plan[4], plan[5], (frame[3], params.get("weight"),
+                                                                params.get("bias")), output,
+                                             channels=plan[6])
+                finally:
+                    if self._opaque == 0:
+                        self._resume()
+            elif frame[1] == "fast":
                 self._opaque = max(0, self._opaque - 1)
                 try:
                     if self._opaque == 0 and isinstance(output, torch.Tensor):
@@ -689,6 +813,7 @@ class OpCounter(TorchDispatchMode):
                                 self._count_layer(frame, module, name, args[0], output)
                         else:
                             self._count_layer(frame, module, name, args[0], output)
+                            self._make_plan(frame, module, name, args[0])
                 finally:
                     if self._opaque == 0:
                         self._resume()
@@ -738,7 +863,9 @@ class OpCounter(TorchDispatchMode):
                 s = out.detach().reshape(steps, -1).float()
                 # (summed in float64: exact past 2**24 spikes per step) No negative spikes,
                 # no |.| pass: known for a binary neuron's untouched output, else looked up.
-                if self._known_binary(out, ptr) or (s.numel() and s.amin().item() >= 0):
+                if self._known_binary(out, ptr) and s.shape[1] < 1 << 24:
+                    self._neu_t[index] = s.sum(1)
+                elif self._known_binary(out, ptr) or (s.numel() and s.amin().item() >= 0):
                     self._neu_t[index] = s.sum(1, dtype=torch.float64)
                 else:
                     self._neu_t[index] = s.abs().sum(1, dtype=torch.float64)
@@ -1287,7 +1414,8 @@ class OpCounter(TorchDispatchMode):
         return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
                            row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
                            folded_bn=sorted(set(self.folded)),
-                           module_types=self.state.module_types, single_step=single_step)
+                           module_types=self.state.module_types, single_step=single_step,
+                           static_key=structure)
 
     def _structure(self, nnz_of: list) -> tuple:
         """What finalize needs that does not depend on the data: the rows' static columns,

@@ -39,8 +39,9 @@ from torch import nn
 
 from ..io import atomic_write_text
 from ..shapes import check_time_first
-from .counter import CountResult, OpCounter, model_state
-from .energy import DEFAULT_ENERGY_MODEL, EnergyModel, get_energy_model, list_energy_models
+from .counter import DATA_COLUMNS, CountResult, OpCounter, model_state
+from .energy import (DEFAULT_ENERGY_MODEL, EnergyModel, Hierarchy, Lemaire2022, PerBit,
+                     get_energy_model, list_energy_models)
 from .rules import KINDS
 from .traffic import BYTE_COLUMNS, TRAFFIC_FIELDS, canonical_bytes
 
@@ -426,6 +427,33 @@ class _Tables:
         return per_step
 
 
+def _row_components(state, comps: dict, counts: CountResult) -> tuple:
+    """The component of each event's layer, each row's component index (neuron rows:
+    ``neurons``) and its one-hot ``[R, 4]`` matrix, and whether the network has neurons;
+    kept per model while ``counts.static_key`` and the components are the same."""
+    key = (counts.static_key, tuple(sorted((k, tuple(v)) for k, v in comps.items())))
+    cached = state.derived.get("row_components")
+    if counts.static_key is not None and cached is not None and cached[0][0] is key[0] \
+            and cached[0][1] == key[1]:
+        return cached[1]
+    event_component = _components_of(state, comps, counts.layer)
+    R = counts.n_rows
+    if R:
+        comp = np.array([_COMPONENT_INDEX[c] for c in event_component], dtype=np.int64)[
+            counts.row_event]
+        comp[np.array([op == "neuron" for op in counts.op], dtype=bool)[counts.row_event]] = \
+            _NEURONS
+    else:
+        comp = np.zeros(0, dtype=np.int64)
+    onehot = np.zeros((R, len(COMPONENTS)))
+    onehot[np.arange(R), comp] = 1.0
+    has_neurons = bool(counts.rows["neuron_updates"].sum() > 0) if R else False
+    value = (event_component, comp, onehot, has_neurons)
+    if counts.static_key is not None:
+        state.derived["row_components"] = (key, value)
+    return value
+
+
 def _components_of(state, comps: dict, layers: list) -> list:
     """Component (encoding / attention / backbone) of each layer name, cached per model."""
     key = ("components", tuple(sorted((k, tuple(v)) for k, v in comps.items())))
@@ -441,6 +469,88 @@ def _components_of(state, comps: dict, layers: list) -> list:
     return out
 
 
+#: energy-model classes (exact, with exactly these memory prices) whose energy per row is an
+#: affine function of the row's DATA_COLUMNS, as their code reads: a sum of those columns
+#: times prices that depend on the other columns only (buffer sizes, flags, op kinds)
+_AFFINE_MODELS = (EnergyModel, Lemaire2022)
+_AFFINE_MEMORY = (type(None), PerBit, Hierarchy)
+
+
+def _evaluate(m: EnergyModel, rows) -> list:
+    """Compute pJ, memory pJ and bytes per row of ``rows`` under ``m`` (None: compute only)."""
+    c = m.compute_pj(rows)
+    if m.compute_only:
+        return [c, None, None]
+    return [c, *m.memory_pj_and_bytes(rows)]
+
+
+def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
+    """:func:`_evaluate` of every model on the count rows, from per-row coefficients.
+
+    The rows of one call differ from those of the previous calls of a model only in
+    :data:`DATA_COLUMNS` while ``counts.static_key`` is the same object. For an energy
+    model whose per-row energy is affine in those columns (:data:`_AFFINE_MODELS`), the
+    energy of a row is ``S + sum_c K_c * column_c``: ``S`` and the ``K_c`` are evaluated once,
+    in one call of the model's own functions on the rows repeated with the data columns
+    zeroed, then set to 1 one at a time, and checked against the direct evaluation at the
+    rows of that call (a model that disagrees is evaluated directly from then on). Later
+    calls take every affine model's energies in one product of arrays."""
+    R = counts.n_rows
+    key = counts.static_key
+    cache = state.derived.get("energy_rows") if state is not None else None
+    if key is None or not R or cache is None or cache[0] is not key or cache[1] != models:
+        cache = None
+    data = np.stack([np.asarray(rows[c], dtype=np.float64) for c in DATA_COLUMNS])
+    if cache is None:
+        n = len(DATA_COLUMNS)
+        coefficients = []
+        stacked = None
+        for m in models:
+            if key is None or not R or not (type(m) in _AFFINE_MODELS
+                                            and type(m.memory) in _AFFINE_MEMORY):
+                coefficients.append(None)
+                continue
+            if stacked is None:  # [zeros; unit column 1; ...; unit column n] x R rows
+                stacked = {k: np.tile(np.asarray(v), n + 1) for k, v in rows.items()}
+                for j, c in enumerate(DATA_COLUMNS):
+                    col = np.zeros((n + 1) * R)
+                    col[(j + 1) * R:(j + 2) * R] = 1.0
+                    stacked[c] = col
+            parts = []
+            direct = _evaluate(m, rows)
+            for value, exact in zip(_evaluate(m, stacked), direct):
+                if value is None:
+                    parts.append(None)
+                    continue
+                value = value.reshape(n + 1, R)
+                S, K = value[0], value[1:] - value[0]
+                if not np.allclose(S + (K * data).sum(0), exact, rtol=1e-9, atol=1e-9):
+                    parts = None  # not affine in the data columns: evaluate directly
+                    break
+                parts.append((S, K))
+            coefficients.append(parts)
+        # one [V, R] array of every affine model's S, one [V, n, R] of their K
+        where, S, K = [], [], []
+        for i, parts in enumerate(coefficients):
+            for j, p in enumerate(parts or ()):
+                if p is not None:
+                    where.append((i, j))
+                    S.append(p[0])
+                    K.append(p[1])
+        stacked_s = np.stack(S) if S else np.zeros((0, R))
+        stacked_k = np.stack(K) if K else np.zeros((0, n, R))
+        cache = (key, models, coefficients, where, stacked_s, stacked_k)
+        if state is not None and key is not None:
+            state.derived["energy_rows"] = cache
+    _, _, coefficients, where, stacked_s, stacked_k = cache
+    values = stacked_s + np.einsum("vnr,nr->vr", stacked_k, data)
+    out = [_evaluate(m, rows) if parts is None else [None, None, None]
+           for m, parts in zip(models, coefficients)]
+    for v, (i, j) in enumerate(where):
+        out[i][j] = values[v]
+    return out
+
+
 def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fold_bn: bool,
                  components: Mapping[str, Sequence[str]] | None = None,
                  state=None) -> ProfileReport:
@@ -448,69 +558,47 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     state = state if state is not None else model_state(model)
     comps = ({k: tuple(v) for k, v in components.items()} if components
              else _default_components(model, counts, state))
-    event_component = _components_of(state, comps, counts.layer)
     rows = counts.rows
     T = counts.T
     R = counts.n_rows
-    if R:
-        comp = np.array([_COMPONENT_INDEX[c] for c in event_component], dtype=np.int64)[
-            counts.row_event]
-        comp[np.array([op == "neuron" for op in counts.op], dtype=bool)[counts.row_event]] = \
-            _NEURONS
-    else:
-        comp = np.zeros(0, dtype=np.int64)
     n_comp = len(COMPONENTS)
     row_t = counts.row_t
-    has_neurons = bool(rows["neuron_updates"].sum() > 0) if R else False
+    event_component, comp, onehot, has_neurons = _row_components(state, comps, counts)
 
     em = get_energy_model(energy_model)
     word_bits = em.word_bits
     nbytes = canonical_bytes(rows, word_bits)
     row_bytes = sum(nbytes.values()) if R else np.zeros(0)
 
-    def by_component(values: np.ndarray) -> list[float]:
-        return np.bincount(comp, weights=values, minlength=n_comp).tolist()
-
-    totals: dict[str, Any] = {k: float(rows[k].sum()) for k in KINDS}
-    totals["dense_macs"] = float(rows["dense_macs"].sum())
-    totals["neuron_updates"] = float(rows["neuron_updates"].sum())
-    totals["spikes"] = float(rows["spikes"].sum())
+    # the count columns and the bytes: totals and sums per component in two products
+    summed = (*KINDS, "dense_macs", "neuron_updates", "spikes")
+    matrix = np.stack([*(rows[k] for k in summed), row_bytes]) if R else \
+        np.zeros((len(summed) + 1, 0))
+    total = dict(zip((*summed, "bytes"), matrix.sum(1).tolist()))
+    per_comp = dict(zip((*summed, "bytes"), (matrix @ onehot).tolist()))
+    totals: dict[str, Any] = {k: total[k] for k in summed}
     totals["firing_rate"] = (totals["spikes"] / totals["neuron_updates"]
                              if totals["neuron_updates"] else 0.0)
     totals["sparsity"] = 1.0 - totals["firing_rate"]
-    per_comp = {k: by_component(rows[k]) for k in (*KINDS, "dense_macs", "neuron_updates")}
-    per_comp["bytes"] = by_component(row_bytes)
-    totals["by_component"] = {c: {k: per_comp[k][i] for k in per_comp}
+    totals["by_component"] = {c: {k: per_comp[k][i] for k in (*summed[:-1], "bytes")}
                               for i, c in enumerate(COMPONENTS)}
     totals["word_bits"] = word_bits
-    totals["bytes"] = float(row_bytes.sum())
+    totals["bytes"] = total["bytes"]
     totals["bytes_by_kind"] = {k[:-len("_bytes")]: float(nbytes[k].sum()) for k in BYTE_COLUMNS}
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
+    names = list_energy_models()
+    models = [get_energy_model(n).for_network(has_neurons) for n in names]
+    per_row = _energy_rows(models, counts, rows, state)  # (compute, memory, bytes) per model
     chosen_rows = {}
-    computed: dict = {}  # prices -> compute pJ per row, for models that price compute alike
 
-    def compute_of(mm: EnergyModel) -> np.ndarray:
-        if type(mm).compute_pj is not EnergyModel.compute_pj:
-            return mm.compute_pj(rows)
-        key = (mm.e_mac, mm.e_ac, mm.e_other, mm.e_select, mm.e_neuron)
-        if key not in computed:
-            computed[key] = mm.compute_pj(rows)
-        return computed[key]
-
-    def energy_of(name: str) -> dict:
-        m = get_energy_model(name)
-        mm = m.for_network(has_neurons)
-        c_pj = compute_of(mm)
-        if mm.compute_only:
-            m_pj, moved = None, None
-        else:
-            m_pj, moved = mm.memory_pj_and_bytes(rows)
+    def energy_of(i: int, name: str) -> dict:
+        m = models[i]
+        c_pj, m_pj, moved = per_row[i]
         if name == energy_model:
             chosen_rows["compute"], chosen_rows["memory"] = c_pj, m_pj
-        by_c = dict(zip(COMPONENTS, (v / 1e6 for v in by_component(c_pj))))
-        by_m = (None if m_pj is None else
-                dict(zip(COMPONENTS, (v / 1e6 for v in by_component(m_pj)))))
+        by_c = dict(zip(COMPONENTS, (c_pj @ onehot / 1e6).tolist()))
+        by_m = (None if m_pj is None else dict(zip(COMPONENTS, (m_pj @ onehot / 1e6).tolist())))
         by = {c: by_c[c] + (by_m[c] if by_m else 0.0) for c in COMPONENTS}
         total = sum(by.values())
         return {"energy_uj": total, "compute_uj": sum(by_c.values()),
@@ -519,7 +607,7 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
                 "by_component": by, "compute_by_component": by_c, "memory_by_component": by_m,
                 "attention_share": by["attention"] / total if total else 0.0}
 
-    energies = {name: energy_of(name) for name in list_energy_models()}
+    energies = {name: energy_of(i, name) for i, name in enumerate(names)}
     chosen = energies[energy_model]
     compute, memory = chosen_rows["compute"], chosen_rows["memory"]
     totals["energy_model"] = energy_model

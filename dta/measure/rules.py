@@ -106,18 +106,19 @@ _CHUNKS = 16
 
 
 def active_counts(x: torch.Tensor, groups: int, binary: bool,
-                  mask: tuple | None = None, per_channel: bool = True,
+                  work: torch.Tensor | None = None, per_channel: bool = True,
                   lead: int = 1, raw: bool = False) -> torch.Tensor:
     """``[groups, features]`` float64 counts of nonzero rows per feature.
 
     ``x`` is ``[N, ...]``; its N rows are summed in ``groups`` equal consecutive
     blocks (``groups=T`` for a time-major ``[T*B, ...]`` input). A spike tensor
     is its own indicator; other inputs are counted through their nonzero mask
-    (one byte per element; NaN counts as nonzero). Sums accumulate in float32
+    (NaN counts as nonzero). Sums accumulate in float32
     while every count stays below 2**24 (exact), else in float64, and are
     returned as float64 for the dot product with the fan-out (exact below
-    2**53). ``mask``: a bool tensor shaped like ``x`` to write the nonzero mask
-    into (instead of a new one), with its uint8 view: ``(mask, mask.view(torch.uint8))``.
+    2**53). ``work``: a float32 tensor shaped like ``x`` to write the mask into as
+    0/1 values, summed as it is (one comparison pass and one sum: a bool mask would
+    be converted to float32 in a temporary as large again as the work tensor).
     ``lead``: how many leading dimensions make the rows (2 for a multi-step
     ``[T, B, ...]`` input, read as ``[T*B, ...]`` without a view of its own).
     ``raw=True``: the sums as accumulated (float32, or float64 past 2**24), not
@@ -136,11 +137,10 @@ def active_counts(x: torch.Tensor, groups: int, binary: bool,
     dtype = torch.float32 if rows * c < 1 << 24 else torch.float64
     if binary:
         src = x
-    elif mask is None:
+    elif work is None:
         src = x.bool().view(torch.uint8)
     else:
-        mask[0].copy_(x)
-        src = mask[1]
+        src = torch.ne(x, 0, out=work)
     if channels:
         out = src.reshape(groups, rows, -1).sum(1, dtype=dtype)
     else:

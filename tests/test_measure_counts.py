@@ -653,3 +653,28 @@ def test_a_product_with_known_spikes_scans_no_factor(monkeypatch):
     assert scanned == []  # the spikes settle it: the sigmoid output is not scanned
     assert r.totals["select"] == expected.totals["select"] == x.numel() / 3
     assert r.traffic.equals(expected.traffic)
+
+
+def test_deferred_products_are_those_of_each_record_taken_alone():
+    """finalize takes every deferred record's products with its fan-outs in one segmented
+    sum: equal to the per-record products, records without features included (anywhere)."""
+    import numpy as np
+
+    from dta.measure.counter import _DEFER, _DEFER_NNZ, OpCounter
+
+    rng = np.random.default_rng(0)
+    shapes = [(3, 5), (3, 0), (1, 7), (4, 2), (2, 0)]
+    records = []
+    for i, (g, f) in enumerate(shapes):
+        dtype = torch.float64 if i == 2 else torch.float32  # raw sums past 2**24 are float64
+        active = torch.from_numpy(rng.integers(0, 50, (g, f)).astype(np.float64)).to(dtype)
+        records.append(((active, rng.integers(1, 9, f).astype(np.float64)),
+                        _DEFER_NNZ if i % 2 == 0 else _DEFER))
+    done = (np.ones(2), None)  # a record counted in the forward stays as it is
+    out = OpCounter._deferred_products([done, *records])
+    assert out[0] is done
+    for ((active, fan), nz), (ops, nnz) in zip(records, out[1:]):
+        a = active.numpy().astype(np.float64)
+        assert ops.tolist() == (a @ fan).tolist()
+        assert (nnz is None) == (nz is _DEFER)
+        assert nnz is None or nnz.tolist() == a.sum(1).tolist()

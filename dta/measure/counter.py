@@ -155,13 +155,19 @@ def emits_binary_spikes(module: nn.Module) -> bool:
     if type(module) not in neurons:
         return False
     state = module.__dict__
-    if state["_forward_hooks"] or state["_forward_pre_hooks"] or own_forward(module) or any(
-            k in state for k in ("single_step_forward", "multi_step_forward",
-                                 "neuronal_fire", "neuronal_charge")):
+    if (state["_forward_hooks"] or state["_forward_pre_hooks"]
+            or ("forward" in state and own_forward(module))
+            or "single_step_forward" in state or "multi_step_forward" in state
+            or "neuronal_fire" in state or "neuronal_charge" in state):
         return False
-    sg = getattr(module, "surrogate_function", None)
-    if type(sg) not in surrogates or getattr(sg, "spiking", False) is not True or (
-            sg.__dict__["_forward_hooks"] or own_forward(sg)):
+    sg = state["_modules"].get("surrogate_function")
+    if sg is None:  # (held as a plain attribute)
+        sg = state.get("surrogate_function")
+    if type(sg) not in surrogates:
+        return False
+    sg_state = sg.__dict__
+    if (sg_state.get("spiking", False) is not True or sg_state["_forward_hooks"]
+            or ("forward" in sg_state and own_forward(sg))):
         return False
     ok = _SURROGATE_OK.get(type(sg))
     if ok is None:
@@ -263,6 +269,20 @@ def _host(t) -> np.ndarray:
     if t.dtype == torch.float64 and t.device.type == "cpu" and not t.requires_grad:
         return t.numpy()
     return t.detach().to(torch.float64).cpu().numpy()
+
+
+def _plan_attrs(kind: str, state: dict, weight) -> tuple:
+    """What a leaf layer's count depends on beyond its input and parameters: the attributes
+    of its operator (and a convolution's weight version and data, its fan-outs)."""
+    if kind == "conv":
+        return (weight._version, weight.data_ptr(), state["stride"], state["padding"],
+                state["dilation"], state["groups"], state["padding_mode"])
+    if kind == "bn":
+        return (state["_buffers"].get("running_mean") is not None,)
+    if kind == "maxpool":
+        return (state["kernel_size"], state["stride"], state["padding"], state["dilation"],
+                state["ceil_mode"], state["return_indices"])
+    return ()
 
 
 def _none() -> None:
@@ -661,47 +681,43 @@ class OpCounter(TorchDispatchMode):
                             state.get("_step_mode"))
                 and plan[2][0]() is w and plan[2][1]() is bias):
             return False
-        if plan[0] == "conv":
-            return plan[3] == (w._version, w.data_ptr(), state["stride"], state["padding"],
-                               state["dilation"], state["groups"], state["padding_mode"])
-        return plan[3] == (state["_buffers"].get("running_mean") is not None,)
+        return plan[3] == _plan_attrs(plan[0], state, w)
 
     def _make_plan(self, frame, module, scope: str, x: torch.Tensor) -> None:
-        """Keep the plan of a leaf layer just counted from its hooks (conv, BatchNorm)."""
-        _, _, (kind, d, _), op_name, mode, pre = frame
+        """Keep the plan of a leaf layer just counted from its hooks."""
+        _, _, spec, op_name, mode, pre = frame
+        kind = spec[0]
         if not x.is_cpu or torch.is_grad_enabled():
             return
         state = module.__dict__
         params = state["_parameters"]
         w, bias = params.get("weight"), params.get("bias")
-        head = ((x.shape, x.stride(), x.dtype, state["training"], state.get("_step_mode")),
-                (_ref(w), _ref(bias)))
-        if kind == "conv":
-            x_in, _, _, _, groups, _, entry, xs = pre
-            if not (mode == "s" or x.is_contiguous()):  # (a flattened copy: full path)
-                return
-            fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
-            per_channel = spatial is None
-            if not per_channel:
-                fan_np = spatial_np
-            if fan_np is None:
-                return
-            e = self._syn[-1]  # the record this call made: its static fields
-            lead = 2 if mode == "m" else 1
-            self._plans[id(module)] = (
-                "conv", *head,
-                (w._version, w.data_ptr(), state["stride"], state["padding"],
-                 state["dilation"], state["groups"], state["padding_mode"]),
-                scope, op_name, lead, xs, x_in.stride()[lead - 1:], groups, per_channel,
-                x.numel() * x.element_size() >= _WORK_MIN, e[4:6], e[7:16],
-                kernel_words * xs[0], fan_np, e[11] != 0)
-        elif kind == "bn":
-            self._plans[id(module)] = (
-                "bn", *head, (state["_buffers"].get("running_mean") is not None,),
-                scope, op_name, x.shape[2] if mode == "m" else x.shape[1])
+        head = (kind, (x.shape, x.stride(), x.dtype, state["training"], state.get("_step_mode")),
+                (_ref(w), _ref(bias)), _plan_attrs(kind, state, w), scope, op_name)
+        if kind != "conv":  # counted by _count_layer, without rebuilding the configuration
+            self._plans[id(module)] = (*head, (None, None, spec, op_name, mode, None))
+            return
+        x_in, _, _, _, groups, _, entry, xs = pre
+        fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
+        per_channel = spatial is None
+        if not per_channel:
+            fan_np = spatial_np
+        if fan_np is None:
+            return
+        e = self._syn[-1]  # the record this call made: its static fields
+        # a multi-step input the operator reads in place, else through a flattened copy
+        flatten = mode == "m" and not x.is_contiguous()
+        lead = 2 if mode == "m" and not flatten else 1
+        self._plans[id(module)] = (
+            *head, flatten, lead, xs, x_in.stride()[lead - 1:], groups, per_channel,
+            x.numel() * x.element_size() >= _WORK_MIN, e[4:6], e[7:16],
+            kernel_words * xs[0], fan_np, e[11] != 0)
 
     def _plan_conv_pre(self, plan, x):
-        (_, _, _, _, scope, op_name, lead, xs, strides, groups, per_channel, big, *_) = plan
+        (_, _, _, _, scope, op_name, flatten, lead, xs, strides, groups, per_channel, big,
+         *_) = plan
+        if flatten:
+            x = x.flatten(0, 1)
         ptr = _ptr(x)
         pending = self._pending
         if pending is not None and ptr != pending[0]:
@@ -733,7 +749,7 @@ class OpCounter(TorchDispatchMode):
         return binary, active
 
     def _plan_conv_post(self, plan, pre, out):
-        (_, _, _, _, scope, op_name, _, _, _, groups, _, _, head, tail, kernel_words, fan_np,
+        (_, _, _, _, scope, op_name, _, _, _, _, groups, _, _, head, tail, kernel_words, fan_np,
          has_bias) = plan
         x, spikes, binary, active = pre
         in_class = SPIKE if spikes else self._input_class(x, binary)
@@ -797,10 +813,7 @@ class OpCounter(TorchDispatchMode):
                         if plan[0] == "conv":
                             self._plan_conv_post(plan, frame[3], output)
                         else:
-                            params = module._parameters
-                            self._batch_norm(plan[4], plan[5], (frame[3], params.get("weight"),
-                                                                params.get("bias")), output,
-                                             channels=plan[6])
+                            self._count_layer(plan[6], module, plan[4], frame[3], output)
                 finally:
                     if self._opaque == 0:
                         self._resume()
@@ -1374,12 +1387,7 @@ class OpCounter(TorchDispatchMode):
         syn_t = self._syn_t
         neu_t = self._neu_t
         if self._deferred:  # on the host: the products with the fan-outs, here
-            syn_t = list(syn_t)
-            for i, (pg, nz) in enumerate(syn_t):
-                if nz is _DEFER or nz is _DEFER_NNZ:
-                    active, fan = pg
-                    a = active.numpy().astype(np.float64)  # exact below 2**53
-                    syn_t[i] = (a @ fan, a.sum(1) if nz is _DEFER_NNZ else None)
+            syn_t = self._deferred_products(syn_t)
             neu_t = [syn_t[t[1]][1] if type(t) is tuple else t for t in neu_t]
         nnz_of = [i for i, (_, nz) in enumerate(syn_t) if nz is not None]
         tensors = [pg for pg, _ in syn_t] + [syn_t[i][1] for i in nnz_of] + neu_t
@@ -1397,25 +1405,36 @@ class OpCounter(TorchDispatchMode):
         else:
             structure = self._structure(nnz_of)
             self.state.derived["finalize"] = (sig, structure)
-        (M_static, mask, row_event, row_t, layer, op, kinds, single_step, syn_plan,
+        (static, row_event, row_t, layer, op, kinds, single_step, syn_plan,
          neu_plan) = structure
 
-        M = M_static.copy()
-        used = self._fill_counts(M, flat, syn_plan) if syn_plan is not None else 0
+        # the static columns are shared between the calls of one structure (read-only); the
+        # measured ones are filled anew
+        rows = Rows(static)
+        for name in DATA_COLUMNS:
+            rows[name] = static[name].copy()
+        used = self._fill_counts(rows, flat, syn_plan) if syn_plan is not None else 0
         if neu_plan is not None:
-            self._fill_spikes(M, flat[used:], neu_plan)
-        rows_te = M.reshape(E * T, len(ROW_COLUMNS))
-        if mask is not None:
-            rows_te = rows_te[mask]
-        # one contiguous array per column: the report reads columns
-        rows = Rows(zip(ROW_COLUMNS, np.ascontiguousarray(rows_te.T)))
-        for name in FLAG_COLUMNS:
-            rows[name] = rows[name] != 0
+            self._fill_spikes(rows, flat[used:], neu_plan)
         return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
                            row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
                            folded_bn=sorted(set(self.folded)),
                            module_types=self.state.module_types, single_step=single_step,
                            static_key=structure)
+
+    @staticmethod
+    def _deferred_products(syn_t: list) -> list:
+        """The synaptic records left raw (``_DEFER``, ``_DEFER_NNZ``) with their products:
+        the active counts of each group times the fan-out, summed (and, for the nonzeros,
+        without the fan-out), on the host in float64 (exact below 2**53: integer products
+        and sums)."""
+        syn_t = list(syn_t)
+        for i, (pg, nz) in enumerate(syn_t):
+            if nz is _DEFER or nz is _DEFER_NNZ:
+                active, fan = pg
+                a = active.numpy().astype(np.float64)
+                syn_t[i] = (a @ fan, a.sum(1) if nz is _DEFER_NNZ else None)
+        return syn_t
 
     def _structure(self, nnz_of: list) -> tuple:
         """What finalize needs that does not depend on the data: the rows' static columns,
@@ -1458,12 +1477,24 @@ class OpCounter(TorchDispatchMode):
             neu_plan = self._neuron_rows(M, mask, layer, op, t_single)
         row_event = np.repeat(np.arange(E), T)
         row_t = np.tile(np.arange(T), E)
-        if mask.all():
-            mask = None
-        else:
-            mask = mask.reshape(-1)
-            row_event, row_t = row_event[mask], row_t[mask]
-        return M, mask, row_event, row_t, layer, op, kinds, single_step, syn_plan, neu_plan
+        mask = mask.reshape(-1)
+        row_event, row_t = row_event[mask], row_t[mask]
+        # row of each (event, step), -1 for a step a single-step neuron call has no row of
+        row_of = np.full(E * T, -1, dtype=np.int64)
+        row_of[mask] = np.arange(int(mask.sum()))
+        row_of = row_of.reshape(E, T)
+        if syn_plan is not None:
+            syn_plan = (*syn_plan, row_of[syn_plan[0]])
+        if neu_plan is not None:
+            neu_plan = (*neu_plan, row_of[neu_plan[0]])
+        # one contiguous array per column (the report reads columns), read-only: shared by
+        # every call of this structure
+        static = {}
+        for name, column in zip(ROW_COLUMNS, M.reshape(E * T, len(ROW_COLUMNS))[mask].T):
+            column = np.ascontiguousarray(column != 0 if name in FLAG_COLUMNS else column)
+            column.flags.writeable = False
+            static[name] = column
+        return static, row_event, row_t, layer, op, kinds, single_step, syn_plan, neu_plan
 
     def _own_params(self) -> dict[str, int]:
         """Parameter elements each layer owns (not counting its children)."""
@@ -1531,23 +1562,22 @@ class OpCounter(TorchDispatchMode):
         return (seq, exact, ts, start, nnz_of, nz_start, used, binary[:, None], wparam[:, None],
                 static[:, 8:9], static[:, 9:10])
 
-    def _fill_counts(self, M, flat, plan) -> int:
-        """The synaptic rows' data-dependent columns; returns how many values of ``flat``
-        they used."""
-        seq, exact, ts, start, nnz_of, nz_start, used, binary, wparam, fanout, fanout_ops = plan
+    def _fill_counts(self, rows: dict, flat, plan) -> int:
+        """The synaptic rows' data-dependent columns (in ``rows``' own copies of them);
+        returns how many values of ``flat`` they used."""
+        (seq, exact, ts, start, nnz_of, nz_start, used, binary, wparam, fanout, fanout_ops,
+         where) = plan
         B = self.B
         counts = self._per_step(flat, start, exact, ts) / B
         nnz = np.zeros_like(counts)
         if nnz_of:
             nnz[nnz_of] = self._per_step(flat, nz_start, exact[nnz_of], ts[nnz_of]) / B
-        rows = M[seq]
-        rows[:, :, _COL["ac"]] = np.where(binary, counts, 0.0)
-        rows[:, :, _COL["mac"]] = np.where(binary, 0.0, counts)
-        rows[:, :, _COL["w_reads"]] = np.where(wparam, counts, 0.0)
-        rows[:, :, _COL["nnz_in"]] = nnz
-        rows[:, :, _COL["ev_mem"]] = nnz * fanout
-        rows[:, :, _COL["ev_ops"]] = nnz * fanout_ops
-        M[seq] = rows
+        rows["ac"][where] = np.where(binary, counts, 0.0)
+        rows["mac"][where] = np.where(binary, 0.0, counts)
+        rows["w_reads"][where] = np.where(wparam, counts, 0.0)
+        rows["nnz_in"][where] = nnz
+        rows["ev_mem"][where] = nnz * fanout
+        rows["ev_ops"][where] = nnz * fanout_ops
         return used
 
     def _per_step(self, flat: np.ndarray, start: np.ndarray, exact: np.ndarray,
@@ -1607,9 +1637,9 @@ class OpCounter(TorchDispatchMode):
         M[seq] = rows
         return seq, bool(multi.all()), at
 
-    def _fill_spikes(self, M, flat, plan) -> None:
+    def _fill_spikes(self, rows: dict, flat, plan) -> None:
         """The neuron rows' spikes per step (from ``flat``, in call order)."""
-        seq, all_multi, at = plan
+        seq, all_multi, at, where = plan
         T, n = self.T, len(seq)
         if all_multi:  # the spike counts are consecutive: T per neuron call
             spikes = flat[:n * T].reshape(n, T)
@@ -1623,4 +1653,5 @@ class OpCounter(TorchDispatchMode):
                 else:
                     spikes[i, at[i]] = flat[offset]
                     offset += 1
-        M[seq, :, _COL["spikes"]] = spikes / self.B
+        present = where >= 0  # (a single-step call's other steps have no row)
+        rows["spikes"][where[present]] = spikes[present] / self.B

@@ -498,7 +498,9 @@ def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
     R = counts.n_rows
     key = counts.static_key
     cache = state.derived.get("energy_rows") if state is not None else None
-    if key is None or not R or cache is None or cache[0] is not key or cache[1] != models:
+    if key is None or not R or cache is None or cache[0] is not key or not (
+            len(cache[1]) == len(models)
+            and all(a is b or a == b for a, b in zip(cache[1], models))):
         cache = None
     data = np.stack([np.asarray(rows[c], dtype=np.float64) for c in DATA_COLUMNS])
     if cache is None:
@@ -590,15 +592,19 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     names = list_energy_models()
     models = [get_energy_model(n).for_network(has_neurons) for n in names]
     per_row = _energy_rows(models, counts, rows, state)  # (compute, memory, bytes) per model
-    chosen_rows = {}
+    # every model's compute and memory energy per component, in one product
+    vectors, slots = [], []
+    for c_pj, m_pj, _ in per_row:
+        slots.append((len(vectors), None if m_pj is None else len(vectors) + 1))
+        vectors += [c_pj] if m_pj is None else [c_pj, m_pj]
+    sums = (np.stack(vectors) @ onehot / 1e6).tolist() if R else \
+        [[0.0] * n_comp for _ in vectors]
 
     def energy_of(i: int, name: str) -> dict:
         m = models[i]
-        c_pj, m_pj, moved = per_row[i]
-        if name == energy_model:
-            chosen_rows["compute"], chosen_rows["memory"] = c_pj, m_pj
-        by_c = dict(zip(COMPONENTS, (c_pj @ onehot / 1e6).tolist()))
-        by_m = (None if m_pj is None else dict(zip(COMPONENTS, (m_pj @ onehot / 1e6).tolist())))
+        moved = per_row[i][2]
+        by_c = dict(zip(COMPONENTS, sums[slots[i][0]]))
+        by_m = None if slots[i][1] is None else dict(zip(COMPONENTS, sums[slots[i][1]]))
         by = {c: by_c[c] + (by_m[c] if by_m else 0.0) for c in COMPONENTS}
         total = sum(by.values())
         return {"energy_uj": total, "compute_uj": sum(by_c.values()),
@@ -609,7 +615,7 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
 
     energies = {name: energy_of(i, name) for i, name in enumerate(names)}
     chosen = energies[energy_model]
-    compute, memory = chosen_rows["compute"], chosen_rows["memory"]
+    compute, memory = per_row[names.index(energy_model)][:2]
     totals["energy_model"] = energy_model
     totals["energy_uj"] = chosen["energy_uj"]
     totals["compute_uj"] = chosen["compute_uj"]

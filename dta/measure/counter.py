@@ -1159,11 +1159,12 @@ class OpCounter(TorchDispatchMode):
         for i, a in enumerate(operands):
             if not isinstance(a, torch.Tensor):
                 continue
-            if _ptr(a) in self._param_ptrs:  # a learnable operand: a weight read per use
+            ptr = _ptr(a)
+            if ptr in self._param_ptrs:  # a learnable operand: a weight read per use
                 w_reads += n_out
                 param_words += a.numel()
             elif a.dim() > 0:  # 0-d constants are immediates
-                cls = classes[i] if classes and i in classes else self._class_of(a)
+                cls = classes[i] if classes and i in classes else self._class_of(a, ptr)
                 reads[cls] += a.numel()
         if out_class is None:
             out_class = SPIKE if y is not None and y.dtype == torch.bool else REAL

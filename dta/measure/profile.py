@@ -492,8 +492,8 @@ def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
     model whose per-row energy is affine in those columns (:data:`_AFFINE_MODELS`), the
     energy of a row is ``S + sum_c K_c * column_c``: ``S`` and the ``K_c`` are evaluated once,
     in one call of the model's own functions on the rows repeated with the data columns
-    zeroed, then set to 1 one at a time, and checked against the direct evaluation at the
-    rows of that call (a model that disagrees is evaluated directly from then on). Later
+    zeroed, then set to 1 one at a time, then as measured, and checked against that last
+    (direct) evaluation (a model that disagrees is evaluated directly from then on). Later
     calls take every affine model's energies in one product of arrays."""
     R = counts.n_rows
     key = counts.static_key
@@ -512,20 +512,20 @@ def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
                                             and type(m.memory) in _AFFINE_MEMORY):
                 coefficients.append(None)
                 continue
-            if stacked is None:  # [zeros; unit column 1; ...; unit column n] x R rows
-                stacked = {k: np.tile(np.asarray(v), n + 1) for k, v in rows.items()}
+            if stacked is None:  # [zeros; unit column 1; ...; unit column n; the rows]
+                stacked = {k: np.tile(np.asarray(v), n + 2) for k, v in rows.items()}
                 for j, c in enumerate(DATA_COLUMNS):
-                    col = np.zeros((n + 1) * R)
+                    col = np.zeros((n + 2) * R)
                     col[(j + 1) * R:(j + 2) * R] = 1.0
+                    col[(n + 1) * R:] = data[j]
                     stacked[c] = col
             parts = []
-            direct = _evaluate(m, rows)
-            for value, exact in zip(_evaluate(m, stacked), direct):
+            for value in _evaluate(m, stacked):
                 if value is None:
                     parts.append(None)
                     continue
-                value = value.reshape(n + 1, R)
-                S, K = value[0], value[1:] - value[0]
+                value = value.reshape(n + 2, R)
+                S, K, exact = value[0], value[1:n + 1] - value[0], value[n + 1]
                 if not np.allclose(S + (K * data).sum(0), exact, rtol=1e-9, atol=1e-9):
                     parts = None  # not affine in the data columns: evaluate directly
                     break

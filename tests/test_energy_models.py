@@ -393,16 +393,19 @@ def _direct_energies(report):
     return out
 
 
-def test_energies_from_per_row_coefficients_equal_the_models_own_functions():
+@pytest.mark.parametrize("width,channels,size,batch", [(8, 1, 8, 4), (32, 3, 32, 2)])
+def test_energies_from_per_row_coefficients_equal_the_models_own_functions(
+        width, channels, size, batch):
     """Repeated calls price the rows through coefficients kept per model (every built-in
     model is affine in the measured columns): on new data (other inputs, the same ops)
-    they equal each model's own functions."""
+    they equal each model's own functions to 1e-12, also where a row's other columns cost
+    far more than one count (width 32, 32x32: rows of 1e7 pJ and 1e6 counts)."""
     from dta.measure.counter import model_state
 
     torch.manual_seed(0)
-    net = create_model("ms_resnet18", attention="dta", T=2, num_classes=10, in_channels=1,
-                       width=8).eval()
-    x = torch.rand(4, 1, 8, 8)
+    net = create_model("ms_resnet18", attention="dta", T=2, num_classes=10,
+                       in_channels=channels, width=width).eval()
+    x = torch.rand(batch, channels, size, size)
     first = profile(net, repeat_static(x, 2))
     cache = model_state(net).derived["energy_rows"]
     assert all(parts is not None for parts in cache[2])  # no built-in model fell back

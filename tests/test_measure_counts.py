@@ -258,6 +258,33 @@ def test_a_layer_counted_from_its_plan_is_counted_anew_when_its_configuration_ch
     assert _counts(profile(net, x)) == _counts(profile(_copy_of(net), x))
 
 
+def test_a_plan_follows_the_calls_t_and_batch_and_a_removed_bias():
+    """A convolution reading [T*B, ...] splits its rows by this call's T and B (the same
+    T*B split otherwise must not reuse the previous split), and a bias set to None after
+    plans were made (its old Parameter freed) is counted as gone (review of the plans)."""
+    import gc
+
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.SeqToANNContainer(nn.Conv2d(1, 4, 3, padding=1)),
+                        neuron.LIFNode(step_mode="m"),
+                        layer.SeqToANNContainer(nn.Conv2d(4, 4, 3, padding=1))).eval()
+    x = torch.rand(2, 4, 1, 8, 8) * 4  # T=2, B=4: the convolutions read [8, ...]
+    for _ in range(3):
+        profile(net, x)
+    for other in (x.reshape(1, 8, 1, 8, 8), x.reshape(4, 2, 1, 8, 8)):  # also [8, ...]
+        assert _counts(profile(net, other)) == _counts(profile(_copy_of(net), other))
+    block = _spiking_block()
+    y = torch.rand(2, 3, 1, 8, 8) * 4
+    for _ in range(3):
+        profile(block, y)
+    block[0].bias = None
+    block[7].bias = None
+    gc.collect()  # the old bias Parameters are freed: their weak references return None
+    r, fresh = profile(block, y), profile(_copy_of(block), y)
+    assert _counts(r) == _counts(fresh)
+    assert r.traffic.equals(fresh.traffic)  # b_reads, and the linear's operator: mm
+
+
 def _copy_of(net):
     import copy
 

@@ -294,6 +294,12 @@ def _ref(x):
     return _none if x is None else weakref.ref(x)
 
 
+def _is_same(ref, x) -> bool:
+    """``ref`` (from :func:`_ref`) was taken of ``x``: both None, or ``x`` itself (a dead
+    reference also returns None: it matches nothing)."""
+    return x is None if ref is _none else (x is not None and ref() is x)
+
+
 def _ptr(x: torch.Tensor) -> int:
     try:
         return x.untyped_storage().data_ptr()
@@ -679,7 +685,7 @@ class OpCounter(TorchDispatchMode):
         w, bias = params.get("weight"), params.get("bias")
         if not (plan[1] == (x.shape, x.stride(), x.dtype, state["training"],
                             state.get("_step_mode"))
-                and plan[2][0]() is w and plan[2][1]() is bias):
+                and _is_same(plan[2][0], w) and _is_same(plan[2][1], bias)):
             return False
         return plan[3] == _plan_attrs(plan[0], state, w)
 
@@ -697,7 +703,7 @@ class OpCounter(TorchDispatchMode):
         if kind != "conv":  # counted by _count_layer, without rebuilding the configuration
             self._plans[id(module)] = (*head, (None, None, spec, op_name, mode, None))
             return
-        x_in, _, _, _, groups, _, entry, xs = pre
+        x_in, _, _, _, _, _, entry, xs = pre
         fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
         per_channel = spatial is None
         if not per_channel:
@@ -709,12 +715,12 @@ class OpCounter(TorchDispatchMode):
         flatten = mode == "m" and not x.is_contiguous()
         lead = 2 if mode == "m" and not flatten else 1
         self._plans[id(module)] = (
-            *head, flatten, lead, xs, x_in.stride()[lead - 1:], groups, per_channel,
+            *head, flatten, lead, xs, x_in.stride()[lead - 1:], None, per_channel,
             x.numel() * x.element_size() >= _WORK_MIN, e[4:6], e[7:16],
             kernel_words * xs[0], fan_np, e[11] != 0)
 
     def _plan_conv_pre(self, plan, x):
-        (_, _, _, _, scope, op_name, flatten, lead, xs, strides, groups, per_channel, big,
+        (_, _, _, _, scope, op_name, flatten, lead, xs, strides, _, per_channel, big,
          *_) = plan
         if flatten:
             x = x.flatten(0, 1)
@@ -723,9 +729,10 @@ class OpCounter(TorchDispatchMode):
         if pending is not None and ptr != pending[0]:
             self._settle()
         spikes = self._class_of(x, ptr) == SPIKE
+        groups = self._groups(xs[0])  # (this call's T and B: not part of the plan)
         seen = (ptr, x._version, xs, strides, x.storage_offset(), groups, per_channel)
         binary, active = self._measure(x, ptr, spikes, seen, lead, big)
-        return x, spikes, binary, active
+        return x, spikes, binary, active, groups
 
     def _measure(self, x: torch.Tensor, ptr: int, spikes: bool, seen: tuple, lead: int,
                  big: bool) -> tuple:
@@ -749,9 +756,9 @@ class OpCounter(TorchDispatchMode):
         return binary, active
 
     def _plan_conv_post(self, plan, pre, out):
-        (_, _, _, _, scope, op_name, _, _, _, _, groups, _, _, head, tail, kernel_words, fan_np,
+        (_, _, _, _, scope, op_name, _, _, _, _, _, _, _, head, tail, kernel_words, fan_np,
          has_bias) = plan
-        x, spikes, binary, active = pre
+        x, spikes, binary, active, groups = pre
         in_class = SPIKE if spikes else self._input_class(x, binary)
         self._deferred += 1
         spikes_of = ("syn", len(self._syn_t))

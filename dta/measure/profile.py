@@ -473,6 +473,10 @@ def _components_of(state, comps: dict, layers: list) -> list:
 #: affine function of the row's DATA_COLUMNS, as their code reads: a sum of those columns
 #: times prices that depend on the other columns only (buffer sizes, flags, op kinds)
 _AFFINE_MODELS = (EnergyModel, Lemaire2022)
+#: the column value the coefficients are read at: f(S + 2**30 k) - f(S) is exact to a unit
+#: in the last place of the (large) difference, not of S (a row whose other columns cost
+#: 1e7 pJ would give k to 1e-9 relative at 1, and 1e6 counts would carry that error)
+_UNIT = float(2 ** 30)
 _AFFINE_MEMORY = (type(None), PerBit, Hierarchy)
 
 
@@ -516,7 +520,7 @@ def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
                 stacked = {k: np.tile(np.asarray(v), n + 2) for k, v in rows.items()}
                 for j, c in enumerate(DATA_COLUMNS):
                     col = np.zeros((n + 2) * R)
-                    col[(j + 1) * R:(j + 2) * R] = 1.0
+                    col[(j + 1) * R:(j + 2) * R] = _UNIT
                     col[(n + 1) * R:] = data[j]
                     stacked[c] = col
             parts = []
@@ -525,7 +529,7 @@ def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
                     parts.append(None)
                     continue
                 value = value.reshape(n + 2, R)
-                S, K, exact = value[0], value[1:n + 1] - value[0], value[n + 1]
+                S, K, exact = value[0], (value[1:n + 1] - value[0]) / _UNIT, value[n + 1]
                 if not np.allclose(S + (K * data).sum(0), exact, rtol=1e-9, atol=1e-9):
                     parts = None  # not affine in the data columns: evaluate directly
                     break

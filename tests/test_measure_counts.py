@@ -285,6 +285,31 @@ def test_a_plan_follows_the_calls_t_and_batch_and_a_removed_bias():
     assert r.traffic.equals(fresh.traffic)  # b_reads, and the linear's operator: mm
 
 
+def test_counting_under_inference_mode_counts_as_under_no_grad():
+    """Inference tensors have no version counter, which the counter reads: profile() and
+    the raw counter run the forward outside inference mode, and an inference tensor (an
+    input, or the parameters of a model built in inference mode) counts as unchanged."""
+    from spikingjelly.activation_based import functional
+
+    from dta.measure.counter import OpCounter
+
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    expected = _counts(profile(net, x))
+    with torch.inference_mode():
+        assert _counts(profile(net, x)) == expected
+        inference_x = x.clone()  # an inference tensor
+        for _ in range(3):  # full path, then plans
+            assert _counts(profile(net, inference_x)) == expected
+        built = _spiking_block()  # parameters made in inference mode
+        with OpCounter(built, T=2, B=3) as counter:
+            built(inference_x)
+        raw = counter.finalize()
+        functional.reset_net(built)
+        assert torch.is_inference_mode_enabled()  # restored on exit
+    assert raw.rows["ac"].sum() * 3 == pytest.approx(expected["ac"] * 3)
+
+
 def _copy_of(net):
     import copy
 

@@ -275,7 +275,7 @@ def _plan_attrs(kind: str, state: dict, weight) -> tuple:
     """What a leaf layer's count depends on beyond its input and parameters: the attributes
     of its operator (and a convolution's weight version and data, its fan-outs)."""
     if kind == "conv":
-        return (weight._version, weight.data_ptr(), state["stride"], state["padding"],
+        return (_version(weight), weight.data_ptr(), state["stride"], state["padding"],
                 state["dilation"], state["groups"], state["padding_mode"])
     if kind == "bn":
         return (state["_buffers"].get("running_mean") is not None,)
@@ -283,6 +283,15 @@ def _plan_attrs(kind: str, state: dict, weight) -> tuple:
         return (state["kernel_size"], state["stride"], state["padding"], state["dilation"],
                 state["ceil_mode"], state["return_indices"])
     return ()
+
+
+def _version(t: torch.Tensor) -> int:
+    """``t._version``; 0 for an inference tensor, which has no version counter: outside
+    inference mode (the counter runs the forward outside it) it cannot be written in place."""
+    try:
+        return t._version
+    except RuntimeError:
+        return 0
 
 
 def _none() -> None:
@@ -537,6 +546,7 @@ class OpCounter(TorchDispatchMode):
         self._installed: list = []  # (module, its own instance forward or None, our wrapper)
         self._emits: dict[int, bool] = {}  # id(neuron) -> emits_binary_spikes, this call
         self._own_forward: set[int] = set()  # modules with an instance forward of their own
+        self._outside: list = []  # guards that leave inference mode for the call (__enter__)
 
     @property
     def events(self) -> int:
@@ -576,7 +586,7 @@ class OpCounter(TorchDispatchMode):
         """``x`` lies in the output of a neuron that emits {0, 1} by construction and nothing
         wrote to it since (same version counter, same dtype): no scan needed. Call only for
         a storage :meth:`_class_of` finds live and SPIKE (the address is not reused)."""
-        return self._binary_out.get(ptr) == (x._version, x.dtype)
+        return self._binary_out.get(ptr) == (_version(x), x.dtype)
 
     def _class_of(self, x: torch.Tensor, ptr: int | None = None) -> int:
         """SPIKE for bool tensors and storages known to hold spikes, ACT for activation
@@ -730,7 +740,7 @@ class OpCounter(TorchDispatchMode):
             self._settle()
         spikes = self._class_of(x, ptr) == SPIKE
         groups = self._groups(xs[0])  # (this call's T and B: not part of the plan)
-        seen = (ptr, x._version, xs, strides, x.storage_offset(), groups, per_channel)
+        seen = (ptr, _version(x), xs, strides, x.storage_offset(), groups, per_channel)
         binary, active = self._measure(x, ptr, spikes, seen, lead, big)
         return x, spikes, binary, active, groups
 
@@ -794,7 +804,7 @@ class OpCounter(TorchDispatchMode):
         # a weight without zeros feeds every input channel alike: count the active
         # inputs per spatial position only (channels summed, a smaller fan-out)
         per_channel = entry[1] is None
-        seen = (ptr, x._version, xs, x.stride()[lead - 1:], x.storage_offset(), groups,
+        seen = (ptr, _version(x), xs, x.stride()[lead - 1:], x.storage_offset(), groups,
                 per_channel)
         binary, active = self._measure(x, ptr, spikes, seen, lead,
                                        x.numel() * x.element_size() >= _WORK_MIN)
@@ -863,7 +873,7 @@ class OpCounter(TorchDispatchMode):
                 binary = self._emits[id(module)] = emits_binary_spikes(module)
             if (binary and out.is_floating_point()
                     and storage.nbytes() == numel * out.element_size()):
-                self._binary_out[ptr] = (out._version, out.dtype)
+                self._binary_out[ptr] = (_version(out), out.dtype)
             else:
                 self._binary_out.pop(ptr, None)
         except (RuntimeError, AttributeError, NotImplementedError, TypeError):
@@ -989,11 +999,24 @@ class OpCounter(TorchDispatchMode):
             self.state.param_key = key
             self.state.own_params = {}
         self._install(modules)
+        # the counter tells an unchanged operand by its version counter, which tensors made
+        # under torch.inference_mode lack: the forward runs outside inference mode (and,
+        # as inference mode implies, without autograd)
+        self._outside = []
+        if torch.is_inference_mode_enabled():
+            for guard in (torch.inference_mode(False), torch.no_grad()):
+                guard.__enter__()
+                self._outside.append(guard)
         try:
             return super().__enter__()
         except BaseException:
+            self._leave_guards()
             self._uninstall()
             raise
+
+    def _leave_guards(self) -> None:
+        while self._outside:
+            self._outside.pop().__exit__(None, None, None)
 
     def _install(self, modules) -> None:
         """Give every module of the tree a forward of this call's own that calls the module's
@@ -1066,6 +1089,7 @@ class OpCounter(TorchDispatchMode):
         try:
             return super().__exit__(exc_type, exc, tb)
         finally:
+            self._leave_guards()
             self._uninstall()
             self._stack = []
             self._frames = []
@@ -1237,13 +1261,13 @@ class OpCounter(TorchDispatchMode):
         storage or its version changed."""
         entry = self._fanout.get(key)
         ptr = _ptr(w)
-        if entry is not None and entry[0]() is w and entry[1] == w._version and entry[2] == ptr:
+        if entry is not None and entry[0]() is w and entry[1] == _version(w) and entry[2] == ptr:
             return entry[3]
         value = make()
         if len(self._fanout) > 4096:  # weights rebuilt every forward: drop the dead ones
             for k in [k for k, v in self._fanout.items() if v[0]() is None]:
                 del self._fanout[k]
-        self._fanout[key] = (weakref.ref(w), w._version, ptr, value)
+        self._fanout[key] = (weakref.ref(w), _version(w), ptr, value)
         return value
 
     def _conv_entry(self, x_shape: tuple, w, stride, padding, dilation, transposed,

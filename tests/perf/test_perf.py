@@ -45,9 +45,10 @@ T, BATCH = 4, 64
 MAX_PROFILE_RATIO = 1.2  # the target (issue 12): profile() / plain forward, repeated call
 # What CI asserts: being ahead of SynOpCounter and NeuroBench (as is), and a ceiling well
 # above the spread this shared 2-core machine shows for one commit (timed with glibc keeping
-# freed memory, timing.steady: 1.26-1.27x on the default network, 1.21-1.22x on
+# freed memory, timing.steady: 1.23x on the default network, 1.17-1.18x on
 # spiking_resnet18, two runs). The 1.2x target is printed and recorded (meets_target),
-# not asserted: it is not met yet.
+# not asserted: the default network misses it, and runs differ by 2-3 %, as much as
+# spiking_resnet18's margin.
 CI_PROFILE_RATIO = 1.6
 ROUNDS = 21  # interleaved pairs per ratio
 FIRST_CALLS = 5  # fresh model copies timed for the first-call ratio
@@ -197,7 +198,7 @@ def test_profile_overhead(benchmark, network, one_thread):
         max_profile_ratio=MAX_PROFILE_RATIO, meets_target=ours <= MAX_PROFILE_RATIO,
         ci_profile_ratio=CI_PROFILE_RATIO, rounds=ROUNDS)
     verdict = "meets" if ours <= MAX_PROFILE_RATIO else "MISSES"
-    report(f"{network}: profile()/plain forward {ours:.2f}x ({verdict} the {MAX_PROFILE_RATIO}x "
+    report(f"{network}: profile()/plain forward {ours:.3f}x ({verdict} the {MAX_PROFILE_RATIO}x "
           f"target; first call {first:.2f}x), spikingjelly SynOpCounter {synop:.2f}x, NeuroBench "
           f"SynapticOperations {neurobench:.2f}x; plain forward {plain_ms:.1f} ms, 1 thread; "
           f"of profile(): the counted forward {counting:.2f}x (finalize and totals: the rest), "

@@ -684,8 +684,9 @@ class OpCounter(TorchDispatchMode):
     # and dtype, the module's mode and attributes, its parameters (and the weight's version
     # and data pointer, which the fan-out depends on). A later call that matches all of
     # these is counted from the plan: the same records, without rebuilding the
-    # configuration; any difference goes through the full path again (which replaces the
-    # plan). Plans are made on the CPU under no_grad only (what profile() runs).
+    # configuration (T and B, which split a convolution's rows, are read at each call); any
+    # difference goes through the full path again (which replaces the plan). Plans are
+    # made on the CPU under no_grad only (what profile() runs).
 
     def _plan_fits(self, plan, key: int, state: dict, x: torch.Tensor) -> bool:
         if (torch.is_grad_enabled() or not x.is_cpu or key in self._own_forward
@@ -725,13 +726,12 @@ class OpCounter(TorchDispatchMode):
         flatten = mode == "m" and not x.is_contiguous()
         lead = 2 if mode == "m" and not flatten else 1
         self._plans[id(module)] = (
-            *head, flatten, lead, xs, x_in.stride()[lead - 1:], None, per_channel,
+            *head, flatten, lead, xs, x_in.stride()[lead - 1:], per_channel,
             x.numel() * x.element_size() >= _WORK_MIN, e[4:6], e[7:16],
             kernel_words * xs[0], fan_np, e[11] != 0)
 
     def _plan_conv_pre(self, plan, x):
-        (_, _, _, _, scope, op_name, flatten, lead, xs, strides, _, per_channel, big,
-         *_) = plan
+        (_, _, _, _, scope, op_name, flatten, lead, xs, strides, per_channel, big, *_) = plan
         if flatten:
             x = x.flatten(0, 1)
         ptr = _ptr(x)
@@ -766,7 +766,7 @@ class OpCounter(TorchDispatchMode):
         return binary, active
 
     def _plan_conv_post(self, plan, pre, out):
-        (_, _, _, _, scope, op_name, _, _, _, _, _, _, _, head, tail, kernel_words, fan_np,
+        (_, _, _, _, scope, op_name, _, _, _, _, _, _, head, tail, kernel_words, fan_np,
          has_bias) = plan
         x, spikes, binary, active, groups = pre
         in_class = SPIKE if spikes else self._input_class(x, binary)

@@ -310,6 +310,25 @@ def test_counting_under_inference_mode_counts_as_under_no_grad():
     assert raw.rows["ac"].sum() * 3 == pytest.approx(expected["ac"] * 3)
 
 
+def test_forget_drops_what_a_write_through_data_hides():
+    """A write through ``.data`` bypasses the version counter: the kept fan-outs and plans
+    cannot see it (documented); ``forget`` drops them and the next call counts the new
+    weights, as on a model never seen."""
+    from dta.measure import forget
+
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    for _ in range(3):
+        before = profile(net, x)
+    net[3].weight.data[:, :2] = 0  # no version bump
+    assert profile(net, x).totals["ac"] == before.totals["ac"]  # the limitation, pinned
+    forget(net)
+    pruned = profile(net, x)
+    assert pruned.totals["ac"] < before.totals["ac"]
+    assert _counts(pruned) == _counts(profile(_copy_of(net), x))
+    forget(nn.Linear(2, 2))  # a model never profiled: nothing to drop
+
+
 def _copy_of(net):
     import copy
 

@@ -14,7 +14,7 @@ network without spiking neurons. Models are never modified.
 >>> compare_neurobench(model, x)         # the same counts beside NeuroBench's
 """
 
-from .counter import CountResult, OpCounter, is_neuron
+from .counter import CountResult, OpCounter, forget, is_neuron
 from .crosscheck import (compare_neurobench, compare_spikingjelly, fold_batchnorm,
                          neurobench_synops, spikingjelly_simple_energy)
 from .energy import (
@@ -46,6 +46,7 @@ __all__ = [
     "compare_neurobench",
     "compare_spikingjelly",
     "fold_batchnorm",
+    "forget",
     "spikingjelly_simple_energy",
     "ProfileReport",
     "get_energy_model",

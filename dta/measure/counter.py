@@ -48,7 +48,8 @@ to the total.
 Caches (attached to the model, dropped with it): module names and types,
 own-parameter counts, CPU work tensors for the spike test (up to 64 MB), and
 per weight (keyed by the tensor, its ``_version`` and its storage, so an
-in-place update, ``load_state_dict`` or a new tensor misses) the fan-out
+in-place update, ``load_state_dict`` or a new tensor misses; a write through
+``.data`` bypasses the version counter: :func:`forget`) the fan-out
 vectors and dense-count constants of each input shape. Per process: which
 ATen operator each configuration of leaf layer runs.
 """
@@ -392,6 +393,17 @@ def _tree_key(model: nn.Module) -> tuple:
 
 
 _STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
+
+
+def forget(model: nn.Module) -> None:
+    """Drop what the counter keeps for ``model`` between calls: module table, fan-outs, plans,
+    count structures, energy coefficients (the next call counts as on a model never seen).
+
+    Needed only after the model's weights were written around their version counter,
+    through ``.data`` or a numpy view: the caches cannot see such a write and would count
+    with the old weights' zeros. Writes under ``torch.no_grad()``, ``load_state_dict``,
+    optimizer steps and new parameters are seen."""
+    _STATES.pop(model, None)
 
 
 def model_state(model: nn.Module) -> _ModelState:

@@ -243,6 +243,9 @@ def profile(
     by default the model's ``dta_components`` or a heuristic is used.
     ``fold_bn`` (default True): BatchNorm after a conv/linear costs nothing.
     Totals are computed here; the report's tables are built on first access.
+    What does not depend on the data is kept with the model between calls; after a
+    write to its weights through ``.data`` (no version bump), call
+    :func:`dta.measure.forget` first.
     """
     x, args = split_inputs(inputs)
     if T is None:

@@ -11,12 +11,15 @@ this tree's models, neuron and helpers) and times, on the networks of
 ``tests/perf`` (one thread, the allocator held steady), a plain forward, this
 tree's ``dta.measure.profile`` and the revision's, in the interleaved blocks of
 ``tests/perf/timing.interleaved_ratios``: both ratios see the same machine load,
-so their difference repeats far more closely than separate runs do (two runs of
-one comparison here agreed to about half a percent).
+so their difference repeats more closely than separate runs do. It still moves
+with the machine's load: repeated comparisons of one change here differed by up to
+0.02 (once, on a loaded machine, by 0.14), so repeat a comparison, with more
+``--rounds``, before trusting a difference of about 0.01.
 
 It also checks that both profilers give the same counts (``report.traffic``
-exactly, the totals to 1e-12 relative) and says so; a difference is reported, not an error, since a change
-may mean to alter them. Writes one JSON file (atomically) and prints a summary.
+exactly, the totals to 1e-12 relative) and says so; a difference is reported, not
+an error, since a change may mean to alter them. Writes one JSON file (atomically)
+and prints a summary.
 """
 
 from __future__ import annotations

@@ -727,8 +727,9 @@ def test_a_product_with_known_spikes_scans_no_factor(monkeypatch):
 
 
 def test_deferred_products_are_those_of_each_record_taken_alone():
-    """finalize takes every deferred record's products with its fan-outs in one segmented
-    sum: equal to the per-record products, records without features included (anywhere)."""
+    """finalize takes the deferred records' products with their fan-outs on the host, in
+    float64 whatever the raw sums' dtype, the nonzeros only where asked (_DEFER_NNZ), and
+    leaves a record counted in the forward as it is; records without features included."""
     import numpy as np
 
     from dta.measure.counter import _DEFER, _DEFER_NNZ, OpCounter

@@ -746,22 +746,21 @@ class OpCounter(TorchDispatchMode):
         (_, _, _, _, scope, op_name, flatten, lead, xs, strides, per_channel, big, *_) = plan
         if flatten:
             x = x.flatten(0, 1)
+        return (x, *self._measure(x, xs, lead, strides, per_channel, big))
+
+    def _measure(self, x: torch.Tensor, xs: tuple, lead: int, strides: tuple,
+                 per_channel: bool, big: bool) -> tuple:
+        """(storage pointer, known to hold spikes, binary, groups, active counts) of a
+        convolution's input ``x``, read as ``xs`` rows (``lead``: the dimensions that make
+        them; ``strides``: theirs and the rest's), reused when the previous convolution
+        read the same (a downsample branch). Counts a pending neuron output's spikes first
+        unless ``x`` is that output (the scan counts them)."""
         ptr = _ptr(x)
-        pending = self._pending
-        if pending is not None and ptr != pending[0]:
+        if self._pending is not None and ptr != self._pending[0]:
             self._settle()
         spikes = self._class_of(x, ptr) == SPIKE
-        groups = self._groups(xs[0])  # (this call's T and B: not part of the plan)
+        groups = self._groups(xs[0])  # (this call's T and B)
         seen = (ptr, _version(x), xs, strides, x.storage_offset(), groups, per_channel)
-        binary, active = self._measure(x, ptr, spikes, seen, lead, big)
-        return x, spikes, binary, active, groups
-
-    def _measure(self, x: torch.Tensor, ptr: int, spikes: bool, seen: tuple, lead: int,
-                 big: bool) -> tuple:
-        """(binary, active counts) of a convolution's input ``x`` (``seen``: its storage,
-        version, the shape and strides the operator reads, groups, per_channel; ``lead``: the
-        dimensions that make its rows), reused when the previous convolution read the same
-        (a downsample branch)."""
         last = self._last_input
         if last is not None and last[0] == seen:
             return last[1]
@@ -771,24 +770,33 @@ class OpCounter(TorchDispatchMode):
             binary = rules.is_binary(x, head=not spikes,
                                      work=self._work(x, x.dtype) if big else None)
         active = rules.active_counts(
-            x, seen[5], binary, self._work(x, torch.float32) if big and not binary else None,
-            seen[6], lead, raw=True)
+            x, groups, binary, self._work(x, torch.float32) if big and not binary else None,
+            per_channel, lead, raw=True)
         # keeping the tensor keeps its storage: the address cannot be reused
-        self._last_input = (seen, (binary, active), x)
-        return binary, active
+        measured = (ptr, spikes, binary, groups, active)
+        self._last_input = (seen, measured, x)
+        return measured
 
     def _plan_conv_post(self, plan, pre, out):
         (_, _, _, _, scope, op_name, _, _, _, _, _, _, head, tail, kernel_words, fan_np,
          has_bias) = plan
-        x, spikes, binary, active, groups = pre
+        x, _, spikes, binary, groups, active = pre
         in_class = SPIKE if spikes else self._input_class(x, binary)
         self._deferred += 1
-        spikes_of = ("syn", len(self._syn_t))
+        self._append_synaptic(
+            (self._seq, scope, op_name, binary, *head, in_class, *tail,
+             0 if binary else kernel_words),
+            ((active, fan_np), _DEFER_NNZ if binary else _DEFER),
+            x, binary, groups, ("syn", len(self._syn_t)), out, has_bias)
+
+    def _append_synaptic(self, record: tuple, per_step: tuple, x, binary: bool, groups: int,
+                         spikes_of, out, has_bias: bool) -> None:
+        """Record a synaptic op (its static fields and its per-group counts); a pending
+        neuron output it read has its spikes counted by ``spikes_of`` (see :meth:`_resolve`)."""
         if self._pending is not None:
             self._resolve(x, binary, groups, spikes_of)
-        self._syn.append((self._seq, scope, op_name, binary, *head, in_class, *tail,
-                          0 if binary else kernel_words))
-        self._syn_t.append(((active, fan_np), _DEFER_NNZ if binary else _DEFER))
+        self._syn.append(record)
+        self._syn_t.append(per_step)
         self._seq += 1
         self._synaptic_storage[_ptr(out)] = has_bias
 
@@ -805,22 +813,15 @@ class OpCounter(TorchDispatchMode):
             lead, xs = 2, (shape[0] * shape[1], *shape[2:])
         else:
             lead, xs = 1, tuple(shape)
-        ptr = _ptr(x)
-        if self._pending is not None and ptr != self._pending[0]:
-            self._settle()  # only a convolution reading them counts the spikes
-        spikes = self._class_of(x, ptr) == SPIKE
-        groups = self._groups(xs[0])
         entry = self._conv_entry(xs, state["_parameters"]["weight"],
                                  module.stride, module.padding, module.dilation,
                                  False, _ZEROS[d], module.groups)
         # a weight without zeros feeds every input channel alike: count the active
         # inputs per spatial position only (channels summed, a smaller fan-out)
         per_channel = entry[1] is None
-        seen = (ptr, _version(x), xs, x.stride()[lead - 1:], x.storage_offset(), groups,
-                per_channel)
-        binary, active = self._measure(x, ptr, spikes, seen, lead,
-                                       x.numel() * x.element_size() >= _WORK_MIN)
-        return (x, ptr, spikes, binary, groups, active, entry, xs)
+        measured = self._measure(x, xs, lead, x.stride()[lead - 1:], per_channel,
+                                 x.numel() * x.element_size() >= _WORK_MIN)
+        return (x, *measured, entry, xs)
 
     def _post_hook(self, module, args, output):
         """A neuron or leaf layer ended (called by its wrapper, also when it raised)."""
@@ -905,9 +906,10 @@ class OpCounter(TorchDispatchMode):
                 s = out.detach().reshape(steps, -1).float()
                 # (summed in float64: exact past 2**24 spikes per step) No negative spikes,
                 # no |.| pass: known for a binary neuron's untouched output, else looked up.
-                if self._known_binary(out, ptr) and s.shape[1] < 1 << 24:
+                known = self._known_binary(out, ptr)
+                if known and s.shape[1] < 1 << 24:  # exact in float32: no float64 copy
                     self._neu_t[index] = s.sum(1)
-                elif self._known_binary(out, ptr) or (s.numel() and s.amin().item() >= 0):
+                elif known or (s.numel() and s.amin().item() >= 0):
                     self._neu_t[index] = s.sum(1, dtype=torch.float64)
                 else:
                     self._neu_t[index] = s.abs().sum(1, dtype=torch.float64)
@@ -1346,18 +1348,13 @@ class OpCounter(TorchDispatchMode):
                 active = active.to(torch.float64)
             per_group = active @ fan  # exact: integer products and sums below 2**53
             nnz = spikes_of = active.sum(1) if binary else None
-        if self._pending is not None:
-            self._resolve(x, binary, groups, spikes_of)
         has_bias = isinstance(bias, torch.Tensor)
         n_out = out.numel()
-        self._syn.append((
-            self._seq, scope, name, binary, n, dense, in_class, x.numel(), REAL, 0, True,
-            n_out if has_bias else 0, n_out,
-            w.numel() + (bias.numel() if has_bias else 0),
-            fanout, fanout_ops, 0 if binary else kernel_words * n))
-        self._syn_t.append((per_group, nnz))
-        self._seq += 1
-        self._synaptic_storage[_ptr(out)] = has_bias
+        self._append_synaptic(
+            (self._seq, scope, name, binary, n, dense, in_class, x.numel(), REAL, 0, True,
+             n_out if has_bias else 0, n_out, w.numel() + (bias.numel() if has_bias else 0),
+             fanout, fanout_ops, 0 if binary else kernel_words * n),
+            (per_group, nnz), x, binary, groups, spikes_of, out, has_bias)
 
     def _matmul(self, scope: str, name: str, packet, args, kwargs, out) -> None:
         bias = None

@@ -476,11 +476,12 @@ def _components_of(state, comps: dict, layers: list) -> list:
 #: affine function of the row's DATA_COLUMNS, as their code reads: a sum of those columns
 #: times prices that depend on the other columns only (buffer sizes, flags, op kinds)
 _AFFINE_MODELS = (EnergyModel, Lemaire2022)
-#: the column value the coefficients are read at: f(S + 2**30 k) - f(S) is exact to a unit
-#: in the last place of the (large) difference, not of S (a row whose other columns cost
-#: 1e7 pJ would give k to 1e-9 relative at 1, and 1e6 counts would carry that error)
-_UNIT = float(2 ** 30)
 _AFFINE_MEMORY = (type(None), PerBit, Hierarchy)
+#: the column value the coefficients are read at: f(S + 2**30 k) - f(S) carries a unit in
+#: the last place of that large difference, not of S (read at 1, a row with S = 1e7 pJ gave
+#: its K to 1.6e-11 relative, which 1e6 counts carry into the total:
+#: test_energies_from_per_row_coefficients_equal_the_models_own_functions)
+_UNIT = float(2 ** 30)
 
 
 def _evaluate(m: EnergyModel, rows) -> list:
@@ -499,8 +500,8 @@ def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
     model whose per-row energy is affine in those columns (:data:`_AFFINE_MODELS`), the
     energy of a row is ``S + sum_c K_c * column_c``: ``S`` and the ``K_c`` are evaluated once,
     in one call of the model's own functions on the rows repeated with the data columns
-    zeroed, then set to 1 one at a time, then as measured, and checked against that last
-    (direct) evaluation (a model that disagrees is evaluated directly from then on). Later
+    zeroed, then set to :data:`_UNIT` one at a time, then as measured, and checked against
+    that last (direct) evaluation (a model that disagrees is evaluated directly from then on). Later
     calls take every affine model's energies in one product of arrays."""
     R = counts.n_rows
     key = counts.static_key

@@ -396,10 +396,11 @@ def _direct_energies(report):
 @pytest.mark.parametrize("width,channels,size,batch", [(8, 1, 8, 4), (32, 3, 32, 2)])
 def test_energies_from_per_row_coefficients_equal_the_models_own_functions(
         width, channels, size, batch):
-    """Repeated calls price the rows through coefficients kept per model (every built-in
-    model is affine in the measured columns): on new data (other inputs, the same ops)
-    they equal each model's own functions to 1e-12, also where a row's other columns cost
-    far more than one count (width 32, 32x32: rows of 1e7 pJ and 1e6 counts)."""
+    """Repeated calls take the totals from a linear map of the measured counts kept per count
+    structure (every built-in model is affine in the measured columns): on new data (other
+    inputs, the same ops) they equal each model's own functions on the rows to 1e-12, also
+    where a row's other columns cost far more than one count (width 32, 32x32: rows of
+    1e7 pJ and 1e6 counts)."""
     from dta.measure.counter import model_state
 
     torch.manual_seed(0)
@@ -407,11 +408,11 @@ def test_energies_from_per_row_coefficients_equal_the_models_own_functions(
                        in_channels=channels, width=width).eval()
     x = torch.rand(batch, channels, size, size)
     first = profile(net, repeat_static(x, 2))
-    cache = model_state(net).derived["energy_rows"]
-    assert all(parts is not None for parts in cache[2])  # no built-in model fell back
+    cache = model_state(net).derived["linear_totals"]
+    assert cache[2] is not None  # no built-in model made it fall back
     for scale in (0.9, 1.2):  # other firing, other counts, the same ops
         r = profile(net, repeat_static(x * scale, 2))
-        assert model_state(net).derived["energy_rows"] is cache  # the coefficients reused
+        assert model_state(net).derived["linear_totals"] is cache  # the map reused
         assert r.totals["spikes"] != first.totals["spikes"]
         direct = _direct_energies(r)
         for name, value in r.totals["energy_uj_by_model"].items():
@@ -425,7 +426,7 @@ def test_a_model_not_affine_in_the_counts_is_priced_directly(monkeypatch):
     from dta.measure import energy
     from dta.measure.counter import model_state
 
-    class Squared(EnergyModel):  # not affine in the op counts: no coefficients
+    class Squared(EnergyModel):  # not affine in the op counts: no linear map
         def compute_pj(self, rows, act_bits=None):
             return super().compute_pj(rows, act_bits) ** 2
 
@@ -436,7 +437,6 @@ def test_a_model_not_affine_in_the_counts_is_priced_directly(monkeypatch):
                        width=8).eval()
     for scale in (1.0, 2.0):
         r = profile(net, repeat_static(torch.rand(4, 1, 8, 8) * scale, 2))
-        coefficients = model_state(net).derived["energy_rows"][2]
-        assert coefficients[list_energy_models().index("test-squared")] is None
+        assert model_state(net).derived["linear_totals"][2] is None  # priced from the rows
         assert r.totals["energy_uj_by_model"]["test-squared"] == pytest.approx(
             _direct_energies(r)["test-squared"], rel=1e-12)

@@ -61,6 +61,7 @@ import threading
 import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -199,6 +200,11 @@ class CountResult:
     row's event (index into ``layer`` / ``op`` / ``kinds``) and step. ``kinds``:
     the op kinds each event contributes to ``ops`` (none for neurons).
     ``ops``, ``neurons`` and ``traffic`` give the rows as lists of dicts.
+
+    The rows are built on first access: :data:`DATA_COLUMNS` are filled from
+    ``measured`` (the per-group counts the forward measured, one vector) by
+    :meth:`rows_from`; the other columns (``static``) follow from the ops' shapes and
+    classes and are shared, read-only, by every result of the same ``static_key``.
     """
 
     T: int
@@ -206,7 +212,6 @@ class CountResult:
     layer: list = field(default_factory=list)  # per event: module name
     op: list = field(default_factory=list)  # per event: operator name ("neuron" for neurons)
     kinds: list = field(default_factory=list)  # per event: op kinds of its ops rows
-    rows: dict = field(default_factory=dict)  # column -> [R]
     row_event: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     row_t: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     unsupported: dict = field(default_factory=dict)  # "scope: op" -> calls
@@ -215,6 +220,34 @@ class CountResult:
     single_step: bool = False
     # the same object for results whose rows differ in DATA_COLUMNS only (None: unknown)
     static_key: object = None
+    measured: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    static: dict = field(default_factory=dict)  # column -> [R], read-only: all but DATA_COLUMNS
+    _fill: object = field(default=None, repr=False, compare=False)  # measured -> Rows
+    _rows: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def rows(self) -> dict:
+        """Column name -> ``[R]`` array (built from ``measured`` on first access)."""
+        if self._rows is None:
+            self._rows = self.rows_from(self.measured)
+        return self._rows
+
+    def rows_from(self, measured: np.ndarray) -> "Rows":
+        """The rows these counts have when the forward measured ``measured`` instead (a
+        vector as long as ``measured``): every column but :data:`DATA_COLUMNS` as here, those
+        filled from ``measured`` (each entry from at most one of its values, scaled)."""
+        if self._fill is None:
+            rows = Rows(self.static)
+            for name in DATA_COLUMNS:
+                rows[name] = np.zeros(self.n_rows)
+            return rows
+        return self._fill(measured)
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the rows, without building them for a column not measured."""
+        if self._rows is None and name not in DATA_COLUMNS and name in self.static:
+            return self.static[name]
+        return self.rows[name]
 
     @property
     def n_rows(self) -> int:
@@ -1450,18 +1483,13 @@ class OpCounter(TorchDispatchMode):
          neu_plan) = structure
 
         # the static columns are shared between the calls of one structure (read-only); the
-        # measured ones are filled anew
-        rows = Rows(static)
-        for name in DATA_COLUMNS:
-            rows[name] = static[name].copy()
-        used = self._fill_counts(rows, flat, syn_plan) if syn_plan is not None else 0
-        if neu_plan is not None:
-            self._fill_spikes(rows, flat[used:], neu_plan)
-        return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, rows=rows,
-                           row_event=row_event, row_t=row_t, unsupported=dict(self.unsupported),
+        # measured ones are filled when the rows are read (CountResult.rows)
+        return CountResult(T=T, B=B, layer=layer, op=op, kinds=kinds, row_event=row_event,
+                           row_t=row_t, unsupported=dict(self.unsupported),
                            folded_bn=sorted(set(self.folded)),
                            module_types=self.state.module_types, single_step=single_step,
-                           static_key=structure)
+                           static_key=structure, measured=flat, static=static,
+                           _fill=partial(_fill_rows, static, syn_plan, neu_plan, T, B))
 
     @staticmethod
     def _deferred_products(syn_t: list) -> list:
@@ -1603,44 +1631,6 @@ class OpCounter(TorchDispatchMode):
         return (seq, exact, ts, start, nnz_of, nz_start, used, binary[:, None], wparam[:, None],
                 static[:, 8:9], static[:, 9:10])
 
-    def _fill_counts(self, rows: dict, flat, plan) -> int:
-        """The synaptic rows' data-dependent columns (in ``rows``' own copies of them);
-        returns how many values of ``flat`` they used."""
-        (seq, exact, ts, start, nnz_of, nz_start, used, binary, wparam, fanout, fanout_ops,
-         where) = plan
-        B = self.B
-        counts = self._per_step(flat, start, exact, ts) / B
-        nnz = np.zeros_like(counts)
-        if nnz_of:
-            nnz[nnz_of] = self._per_step(flat, nz_start, exact[nnz_of], ts[nnz_of]) / B
-        rows["ac"][where] = np.where(binary, counts, 0.0)
-        rows["mac"][where] = np.where(binary, 0.0, counts)
-        rows["w_reads"][where] = np.where(wparam, counts, 0.0)
-        rows["nnz_in"][where] = nnz
-        rows["ev_mem"][where] = nnz * fanout
-        rows["ev_ops"][where] = nnz * fanout_ops
-        return used
-
-    def _per_step(self, flat: np.ndarray, start: np.ndarray, exact: np.ndarray,
-                  ts: np.ndarray) -> np.ndarray:
-        """``[n, T]`` per-step values from ``flat``: the T values at ``start`` of a time-major
-        op, else its one value spread evenly or put at its step ``ts``."""
-        T = self.T
-        out = np.empty((len(start), T))
-        if exact.any():
-            out[exact] = flat[start[exact, None] + np.arange(T)]
-        rest = ~exact
-        if rest.any():
-            total = flat[start[rest]]
-            single = ts[rest]
-            spread = np.repeat((total / T)[:, None], T, axis=1)
-            at = np.nonzero(single >= 0)[0]
-            if len(at):
-                spread[at] = 0.0
-                spread[at, single[at]] = total[at]
-            out[rest] = spread
-        return out
-
     def _fill_elementwise(self, M, layer, op, kinds, t_single_all, own) -> None:
         el = self._el
         for e in el:
@@ -1678,21 +1668,72 @@ class OpCounter(TorchDispatchMode):
         M[seq] = rows
         return seq, bool(multi.all()), at
 
-    def _fill_spikes(self, rows: dict, flat, plan) -> None:
-        """The neuron rows' spikes per step (from ``flat``, in call order)."""
-        seq, all_multi, at, where = plan
-        T, n = self.T, len(seq)
-        if all_multi:  # the spike counts are consecutive: T per neuron call
-            spikes = flat[:n * T].reshape(n, T)
-        else:
-            spikes = np.zeros((n, T))
-            offset = 0
-            for i in range(n):
-                if at[i] < 0:
-                    spikes[i] = flat[offset:offset + T]
-                    offset += T
-                else:
-                    spikes[i, at[i]] = flat[offset]
-                    offset += 1
-        present = where >= 0  # (a single-step call's other steps have no row)
-        rows["spikes"][where[present]] = spikes[present] / self.B
+
+def _fill_rows(static: dict, syn_plan, neu_plan, T: int, B: int, flat: np.ndarray) -> Rows:
+    """Count rows: the static columns (shared) and :data:`DATA_COLUMNS` filled from ``flat``,
+    the measured vector of :meth:`OpCounter.finalize` (each entry from one value of it)."""
+    rows = Rows(static)
+    for name in DATA_COLUMNS:
+        rows[name] = static[name].copy()
+    used = _fill_counts(rows, flat, syn_plan, T, B) if syn_plan is not None else 0
+    if neu_plan is not None:
+        _fill_spikes(rows, flat[used:], neu_plan, T, B)
+    return rows
+
+
+def _fill_counts(rows: dict, flat, plan, T: int, B: int) -> int:
+    """The synaptic rows' data-dependent columns (in ``rows``' own copies of them);
+    returns how many values of ``flat`` they used."""
+    (seq, exact, ts, start, nnz_of, nz_start, used, binary, wparam, fanout, fanout_ops,
+     where) = plan
+    counts = _per_step(flat, start, exact, ts, T) / B
+    nnz = np.zeros_like(counts)
+    if nnz_of:
+        nnz[nnz_of] = _per_step(flat, nz_start, exact[nnz_of], ts[nnz_of], T) / B
+    rows["ac"][where] = np.where(binary, counts, 0.0)
+    rows["mac"][where] = np.where(binary, 0.0, counts)
+    rows["w_reads"][where] = np.where(wparam, counts, 0.0)
+    rows["nnz_in"][where] = nnz
+    rows["ev_mem"][where] = nnz * fanout
+    rows["ev_ops"][where] = nnz * fanout_ops
+    return used
+
+
+def _per_step(flat: np.ndarray, start: np.ndarray, exact: np.ndarray, ts: np.ndarray,
+              T: int) -> np.ndarray:
+    """``[n, T]`` per-step values from ``flat``: the T values at ``start`` of a time-major
+    op, else its one value spread evenly or put at its step ``ts``."""
+    out = np.empty((len(start), T))
+    if exact.any():
+        out[exact] = flat[start[exact, None] + np.arange(T)]
+    rest = ~exact
+    if rest.any():
+        total = flat[start[rest]]
+        single = ts[rest]
+        spread = np.repeat((total / T)[:, None], T, axis=1)
+        at = np.nonzero(single >= 0)[0]
+        if len(at):
+            spread[at] = 0.0
+            spread[at, single[at]] = total[at]
+        out[rest] = spread
+    return out
+
+
+def _fill_spikes(rows: dict, flat, plan, T: int, B: int) -> None:
+    """The neuron rows' spikes per step (from ``flat``, in call order)."""
+    seq, all_multi, at, where = plan
+    n = len(seq)
+    if all_multi:  # the spike counts are consecutive: T per neuron call
+        spikes = flat[:n * T].reshape(n, T)
+    else:
+        spikes = np.zeros((n, T))
+        offset = 0
+        for i in range(n):
+            if at[i] < 0:
+                spikes[i] = flat[offset:offset + T]
+                offset += T
+            else:
+                spikes[i, at[i]] = flat[offset]
+                offset += 1
+    present = where >= 0  # (a single-step call's other steps have no row)
+    rows["spikes"][where[present]] = spikes[present] / B

@@ -62,7 +62,7 @@ def _default_components(model: nn.Module, counts: CountResult,
     declared = getattr(model, "dta_components", None)
     if declared:
         return {k: tuple(v) for k, v in declared.items()}
-    first = np.flatnonzero(counts.rows["dense_macs"] > 0)[:1] if counts.n_rows else []
+    first = np.flatnonzero(counts.column("dense_macs") > 0)[:1] if counts.n_rows else []
     synaptic = [counts.layer[counts.row_event[i]] for i in first]
     attention = state.derived.get("attention") if state is not None else None
     if attention is None:
@@ -312,13 +312,24 @@ _NEURONS = _COMPONENT_INDEX["neurons"]
 class _Tables:
     """Builds the report's frames on first access from the count rows (and keeps them)."""
 
-    def __init__(self, counts: CountResult, event_component: list, compute: np.ndarray,
-                 memory: np.ndarray | None, nbytes: dict):
+    def __init__(self, counts: CountResult, event_component: list, em: EnergyModel,
+                 word_bits: int):
         self.counts = counts
-        self.rows = counts.rows
         self.event_component = event_component  # component of each event's layer
-        self.compute, self.memory, self.nbytes = compute, memory, nbytes
+        self.em, self.word_bits = em, word_bits  # the report's model (for the network)
+        self._priced: tuple | None = None
         self._built: dict[str, pd.DataFrame] = {}
+
+    @property
+    def rows(self) -> dict:
+        return self.counts.rows
+
+    def priced(self) -> tuple:
+        """Compute pJ, memory pJ (None for a compute-only model) and bytes by kind per row."""
+        if self._priced is None:
+            compute, memory, _ = _evaluate(self.em, self.rows)
+            self._priced = (compute, memory, canonical_bytes(self.rows, self.word_bits))
+        return self._priced
 
     def get(self, name: str) -> pd.DataFrame:
         frame = self._built.get(name)
@@ -399,12 +410,13 @@ class _Tables:
 
     def _layers(self) -> pd.DataFrame:
         traffic = self._traffic()  # a private copy: the user's frame may have been edited
+        compute, memory, nbytes = self.priced()
         sums = {**{k: traffic[k] for k in (*KINDS, "dense_macs", "neuron_updates", "spikes")},
-                **self.nbytes}
+                **nbytes}
         wide = pd.DataFrame({"layer": traffic["layer"], "type": traffic["type"],
                              "component": traffic["component"], "t": traffic["t"], **sums,
-                             "compute_pj": self.compute,
-                             "memory_pj": self.memory if self.memory is not None else np.nan})
+                             "compute_pj": compute,
+                             "memory_pj": memory if memory is not None else np.nan})
         keys = ["layer", "type", "component", "t"]
         value_cols = [*KINDS, "dense_macs", "neuron_updates", "spikes", *BYTE_COLUMNS]
         layers = wide.groupby(keys, sort=False, as_index=False)[
@@ -425,15 +437,15 @@ class _Tables:
                                                names=["component", "t"])
                     .to_frame(index=False).merge(per_step, how="left"))
         per_step[step_cols[:-1]] = per_step[step_cols[:-1]].fillna(0.0)
-        if self.memory is not None:
+        if not self.em.compute_only:
             per_step["memory_pj"] = per_step["memory_pj"].fillna(0.0)
         return per_step
 
 
 def _row_components(state, comps: dict, counts: CountResult) -> tuple:
     """The component of each event's layer, each row's component index (neuron rows:
-    ``neurons``) and its one-hot ``[R, 4]`` matrix, and whether the network has neurons;
-    kept per model while ``counts.static_key`` and the components are the same."""
+    ``neurons``), and whether the network has neurons; kept per model while
+    ``counts.static_key`` and the components are the same."""
     key = (counts.static_key, tuple(sorted((k, tuple(v)) for k, v in comps.items())))
     cached = state.derived.get("row_components")
     if counts.static_key is not None and cached is not None and cached[0][0] is key[0] \
@@ -448,10 +460,8 @@ def _row_components(state, comps: dict, counts: CountResult) -> tuple:
             _NEURONS
     else:
         comp = np.zeros(0, dtype=np.int64)
-    onehot = np.zeros((R, len(COMPONENTS)))
-    onehot[np.arange(R), comp] = 1.0
-    has_neurons = bool(counts.rows["neuron_updates"].sum() > 0) if R else False
-    value = (event_component, comp, onehot, has_neurons)
+    has_neurons = bool(counts.column("neuron_updates").sum() > 0) if R else False
+    value = (event_component, comp, has_neurons)
     if counts.static_key is not None:
         state.derived["row_components"] = (key, value)
     return value
@@ -482,6 +492,8 @@ _AFFINE_MEMORY = (type(None), PerBit, Hierarchy)
 #: its K to 1.6e-11 relative, which 1e6 counts carry into the total:
 #: test_energies_from_per_row_coefficients_equal_the_models_own_functions)
 _UNIT = float(2 ** 30)
+#: the count columns the totals sum
+_SUMMED = (*KINDS, "dense_macs", "neuron_updates", "spikes")
 
 
 def _evaluate(m: EnergyModel, rows) -> list:
@@ -492,169 +504,220 @@ def _evaluate(m: EnergyModel, rows) -> list:
     return [c, *m.memory_pj_and_bytes(rows)]
 
 
-def _energy_rows(models: list, counts: CountResult, rows, state) -> list:
-    """:func:`_evaluate` of every model on the count rows, from per-row coefficients.
+class _Layout:
+    """Where each per-row quantity of :func:`_features` is, and what the totals vector of
+    :func:`_aggregate` holds: every feature per component, then the report model's compute
+    (and memory) energy per step, then the neurons' spikes and updates per step."""
 
-    The rows of one call differ from those of the previous calls of a model only in
-    :data:`DATA_COLUMNS` while ``counts.static_key`` is the same object. For an energy
-    model whose per-row energy is affine in those columns (:data:`_AFFINE_MODELS`), the
-    energy of a row is ``S + sum_c K_c * column_c``: ``S`` and the ``K_c`` are evaluated once,
-    in one call of the model's own functions on the rows repeated with the data columns
-    zeroed, then set to :data:`_UNIT` one at a time, then as measured, and checked against
-    that last (direct) evaluation (a model that disagrees is evaluated directly from then on). Later
-    calls take every affine model's energies in one product of arrays."""
-    R = counts.n_rows
-    key = counts.static_key
-    cache = state.derived.get("energy_rows") if state is not None else None
-    if key is None or not R or cache is None or cache[0] is not key or not (
-            len(cache[1]) == len(models)
-            and all(a is b or a == b for a, b in zip(cache[1], models))):
-        cache = None
-    data = np.stack([np.asarray(rows[c], dtype=np.float64) for c in DATA_COLUMNS])
-    if cache is None:
-        n = len(DATA_COLUMNS)
-        coefficients = []
-        stacked = None
+    def __init__(self, models: list, chosen: int, T: int):
+        f = len(_SUMMED)
+        self.bytes = list(range(f, f + len(BYTE_COLUMNS)))
+        f += len(BYTE_COLUMNS)
+        self.model = []  # per model: rows of its compute pJ, memory pJ and bytes (or None)
         for m in models:
-            if key is None or not R or not (type(m) in _AFFINE_MODELS
-                                            and type(m.memory) in _AFFINE_MEMORY):
-                coefficients.append(None)
-                continue
-            if stacked is None:  # [zeros; unit column 1; ...; unit column n; the rows]
-                stacked = {k: np.tile(np.asarray(v), n + 2) for k, v in rows.items()}
-                for j, c in enumerate(DATA_COLUMNS):
-                    col = np.zeros((n + 2) * R)
-                    col[(j + 1) * R:(j + 2) * R] = _UNIT
-                    col[(n + 1) * R:] = data[j]
-                    stacked[c] = col
-            parts = []
-            for value in _evaluate(m, stacked):
-                if value is None:
-                    parts.append(None)
-                    continue
-                value = value.reshape(n + 2, R)
-                S, K, exact = value[0], (value[1:n + 1] - value[0]) / _UNIT, value[n + 1]
-                if not np.allclose(S + (K * data).sum(0), exact, rtol=1e-9, atol=1e-9):
-                    parts = None  # not affine in the data columns: evaluate directly
-                    break
-                parts.append((S, K))
-            coefficients.append(parts)
-        # one [V, R] array of every affine model's S, one [V, n, R] of their K
-        where, S, K = [], [], []
-        for i, parts in enumerate(coefficients):
-            for j, p in enumerate(parts or ()):
-                if p is not None:
-                    where.append((i, j))
-                    S.append(p[0])
-                    K.append(p[1])
-        stacked_s = np.stack(S) if S else np.zeros((0, R))
-        stacked_k = np.stack(K) if K else np.zeros((0, n, R))
-        cache = (key, models, coefficients, where, stacked_s, stacked_k)
-        if state is not None and key is not None:
-            state.derived["energy_rows"] = cache
-    _, _, coefficients, where, stacked_s, stacked_k = cache
-    values = stacked_s + np.einsum("vnr,nr->vr", stacked_k, data)
-    out = [_evaluate(m, rows) if parts is None else [None, None, None]
-           for m, parts in zip(models, coefficients)]
-    for v, (i, j) in enumerate(where):
-        out[i][j] = values[v]
-    return out
+            self.model.append((f, None, None) if m.compute_only else (f, f + 1, f + 2))
+            f += 1 if m.compute_only else 3
+        self.n = f
+        self.T = T
+        self.step_rows = [r for r in self.model[chosen][:2] if r is not None]
+        self.neuron_rows = [_SUMMED.index("spikes"), _SUMMED.index("neuron_updates")]
+
+
+def _features(rows, models: list, word_bits: int) -> np.ndarray:
+    """``[F, R]``: per row, the summed count columns, the canonical bytes by kind and every
+    model's compute pJ (memory pJ and bytes), in :class:`_Layout`'s order."""
+    nbytes = canonical_bytes(rows, word_bits)
+    out = [np.asarray(rows[k], dtype=np.float64) for k in _SUMMED]
+    out += [np.asarray(nbytes[k], dtype=np.float64) for k in BYTE_COLUMNS]
+    for m in models:
+        out += [v for v in _evaluate(m, rows) if v is not None]
+    return np.stack(out)
+
+
+def _groups(counts: CountResult, comp: np.ndarray) -> tuple:
+    """``[R, components]``, ``[R, T]`` and ``[R, T]`` one-hot matrices: each row's component,
+    step, and step for the neuron rows only."""
+    R, T = counts.n_rows, counts.T
+    onehot = np.zeros((R, len(COMPONENTS)))
+    onehot[np.arange(R), comp] = 1.0
+    steps = np.zeros((R, T))
+    steps[np.arange(R), counts.row_t] = 1.0
+    return onehot, steps, steps * (comp == _NEURONS)[:, None]
+
+
+def _aggregate(phi: np.ndarray, groups: tuple, layout: _Layout) -> np.ndarray:
+    """The totals vector (see :class:`_Layout`) of the per-row features ``phi``."""
+    onehot, steps, neuron_steps = groups
+    return np.concatenate([(phi @ onehot).ravel(), (phi[layout.step_rows] @ steps).ravel(),
+                           (phi[layout.neuron_rows] @ neuron_steps).ravel()])
+
+
+def _linear_map(counts: CountResult, models: list, word_bits: int, groups: tuple,
+                layout: _Layout) -> tuple | None:
+    """``(z0, A)`` with the totals vector of every result of this count structure equal to
+    ``z0 + A @ measured``, or None when it is not such a map (a model not affine in the
+    measured columns, or a fill that is not one scaled value per entry).
+
+    Every quantity the totals sum is affine in the rows' :data:`DATA_COLUMNS` (the counts
+    and bytes are those columns or linear in them; :data:`_AFFINE_MODELS` price them
+    affinely), and every entry of those columns is one value of the measured vector times
+    a factor fixed by the structure (``CountResult.rows_from``). Both are read from the
+    code that computes them, never restated: the fill at measured vectors of zeros, ones
+    and 1..D gives each entry's constant, factor and source; the features at rows whose
+    data columns are zero, then :data:`_UNIT` one at a time, give their constant and
+    coefficients. The map is checked against the direct evaluation on these counts."""
+    if not all(type(m) in _AFFINE_MODELS and type(m.memory) in _AFFINE_MEMORY for m in models):
+        return None
+    R, D = counts.n_rows, len(counts.measured)
+    rows = counts.rows
+    n = len(DATA_COLUMNS)
+    # the fill: data[c, r] = base[c, r] + scale[c, r] * measured[src[c, r]]
+    at0 = counts.rows_from(np.zeros(D))
+    at1 = counts.rows_from(np.ones(D))
+    at_i = counts.rows_from(np.arange(1.0, D + 1.0))
+    base = np.stack([at0[c] for c in DATA_COLUMNS])
+    scale = np.stack([at1[c] for c in DATA_COLUMNS]) - base
+    moved = scale != 0
+    src = np.full((n, R), -1, dtype=np.int64)
+    src[moved] = np.rint((np.stack([at_i[c] for c in DATA_COLUMNS])[moved] - base[moved])
+                         / scale[moved]).astype(np.int64) - 1
+    if (src[moved] < 0).any() or (src[moved] >= D).any():
+        return None
+    # the features: phi[:, r] = S[:, r] + sum_c K[:, c, r] * data[c, r]
+    stacked = {k: np.tile(np.asarray(v), n + 1) for k, v in rows.items()}
+    for j, c in enumerate(DATA_COLUMNS):
+        col = np.zeros((n + 1) * R)
+        col[(j + 1) * R:(j + 2) * R] = _UNIT
+        stacked[c] = col
+    value = _features(stacked, models, word_bits).reshape(layout.n, n + 1, R)
+    S = value[:, 0]
+    K = (value[:, 1:] - S[:, None]) / _UNIT  # [F, n, R]
+    z0 = _aggregate(S + (K * base).sum(1), groups, layout)
+    # A[:, j]: what one unit of measured[j] adds to the totals, through every entry it fills
+    pc, pr = np.nonzero(moved)
+    pj = src[pc, pr]
+    contrib = (K[:, pc, pr] * scale[pc, pr]).T  # [pairs, F]
+    onehot, steps, neuron_steps = groups
+    parts = []
+    for weights, features in ((onehot, slice(None)), (steps, layout.step_rows),
+                              (neuron_steps, layout.neuron_rows)):
+        width = weights.shape[1]
+        g = np.argmax(weights, axis=1)[pr] if R else pr
+        live = weights[pr, g] != 0
+        acc = np.zeros((width * D, layout.n))
+        np.add.at(acc, g[live] * D + pj[live], contrib[live])
+        block = acc.T.reshape(layout.n, width, D)[features]
+        parts.append(block.reshape(block.shape[0] * width, D))
+    A = np.concatenate(parts)
+    direct = _aggregate(_features(rows, models, word_bits), groups, layout)
+    if not np.allclose(z0 + A @ counts.measured, direct, rtol=1e-9, atol=1e-9):
+        return None
+    return z0, A
+
+
+def _totals_vector(state, counts: CountResult, comps: dict, comp: np.ndarray, models: list,
+                   names: list, chosen: int, word_bits: int, layout: _Layout) -> np.ndarray:
+    """The totals vector of ``counts`` (see :class:`_Layout`): through the linear map of its
+    count structure (:func:`_linear_map`, built on the structure's first call and kept
+    with the model), else from the rows."""
+    key = (counts.static_key, tuple(sorted((k, tuple(v)) for k, v in comps.items())),
+           tuple(names), chosen, word_bits)
+    cached = state.derived.get("linear_totals") if state is not None else None
+    if (cached is None or counts.static_key is None or cached[0][0] is not key[0]
+            or cached[0][1:] != key[1:] or len(cached[1]) != len(models)
+            or not all(a is b or a == b for a, b in zip(cached[1], models))):
+        cached = None
+        if counts.n_rows:
+            groups = _groups(counts, comp)
+            linear = _linear_map(counts, models, word_bits, groups, layout)
+            if state is not None and counts.static_key is not None:
+                state.derived["linear_totals"] = cached = (key, models, linear)
+    if cached is not None and cached[2] is not None:
+        z0, A = cached[2]
+        return z0 + A @ counts.measured
+    if not counts.n_rows:
+        return np.zeros(layout.n * len(COMPONENTS) + (len(layout.step_rows) + 2) * counts.T)
+    return _aggregate(_features(counts.rows, models, word_bits), _groups(counts, comp), layout)
 
 
 def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fold_bn: bool,
                  components: Mapping[str, Sequence[str]] | None = None,
                  state=None) -> ProfileReport:
-    """Totals and energy under every model from the count rows; tables on first access."""
+    """Totals and energy under every model from the counts; tables on first access."""
     state = state if state is not None else model_state(model)
     comps = ({k: tuple(v) for k, v in components.items()} if components
              else _default_components(model, counts, state))
-    rows = counts.rows
     T = counts.T
-    R = counts.n_rows
     n_comp = len(COMPONENTS)
-    row_t = counts.row_t
-    event_component, comp, onehot, has_neurons = _row_components(state, comps, counts)
+    event_component, comp, has_neurons = _row_components(state, comps, counts)
 
     em = get_energy_model(energy_model)
     word_bits = em.word_bits
-    nbytes = canonical_bytes(rows, word_bits)
-    row_bytes = sum(nbytes.values()) if R else np.zeros(0)
+    names = list_energy_models()
+    models = [get_energy_model(n).for_network(has_neurons) for n in names]
+    chosen = names.index(energy_model)
+    layout = _Layout(models, chosen, T)
+    z = _totals_vector(state, counts, comps, comp, models, names, chosen, word_bits, layout)
 
-    # the count columns and the bytes: totals and sums per component in two products
-    summed = (*KINDS, "dense_macs", "neuron_updates", "spikes")
-    matrix = np.stack([*(rows[k] for k in summed), row_bytes]) if R else \
-        np.zeros((len(summed) + 1, 0))
-    total = dict(zip((*summed, "bytes"), matrix.sum(1).tolist()))
-    per_comp = dict(zip((*summed, "bytes"), (matrix @ onehot).tolist()))
-    totals: dict[str, Any] = {k: total[k] for k in summed}
+    per_comp = z[:layout.n * n_comp].reshape(layout.n, n_comp)
+    offset = layout.n * n_comp
+    step = z[offset:offset + len(layout.step_rows) * T].reshape(-1, T)
+    spikes_t, neurons_t = z[offset + len(layout.step_rows) * T:].reshape(2, T)
+    total = per_comp.sum(1).tolist()
+    per_comp = per_comp.tolist()
+
+    totals: dict[str, Any] = {k: total[i] for i, k in enumerate(_SUMMED)}
     totals["firing_rate"] = (totals["spikes"] / totals["neuron_updates"]
                              if totals["neuron_updates"] else 0.0)
     totals["sparsity"] = 1.0 - totals["firing_rate"]
-    totals["by_component"] = {c: {k: per_comp[k][i] for k in (*summed[:-1], "bytes")}
-                              for i, c in enumerate(COMPONENTS)}
+    bytes_comp = [sum(per_comp[f][i] for f in layout.bytes) for i in range(n_comp)]
+    totals["by_component"] = {
+        c: {**{k: per_comp[f][i] for f, k in enumerate(_SUMMED[:-1])}, "bytes": bytes_comp[i]}
+        for i, c in enumerate(COMPONENTS)}
     totals["word_bits"] = word_bits
-    totals["bytes"] = total["bytes"]
-    totals["bytes_by_kind"] = {k[:-len("_bytes")]: float(nbytes[k].sum()) for k in BYTE_COLUMNS}
+    totals["bytes"] = sum(total[f] for f in layout.bytes)
+    totals["bytes_by_kind"] = {k[:-len("_bytes")]: total[f]
+                               for k, f in zip(BYTE_COLUMNS, layout.bytes)}
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
-    names = list_energy_models()
-    models = [get_energy_model(n).for_network(has_neurons) for n in names]
-    per_row = _energy_rows(models, counts, rows, state)  # (compute, memory, bytes) per model
-    # every model's compute and memory energy per component, in one product
-    vectors, slots = [], []
-    for c_pj, m_pj, _ in per_row:
-        slots.append((len(vectors), None if m_pj is None else len(vectors) + 1))
-        vectors += [c_pj] if m_pj is None else [c_pj, m_pj]
-    sums = (np.stack(vectors) @ onehot / 1e6).tolist() if R else \
-        [[0.0] * n_comp for _ in vectors]
-
-    def energy_of(i: int, name: str) -> dict:
-        m = models[i]
-        moved = per_row[i][2]
-        by_c = dict(zip(COMPONENTS, sums[slots[i][0]]))
-        by_m = None if slots[i][1] is None else dict(zip(COMPONENTS, sums[slots[i][1]]))
+    def energy_of(i: int) -> dict:
+        f_compute, f_memory, f_moved = layout.model[i]
+        by_c = dict(zip(COMPONENTS, (v / 1e6 for v in per_comp[f_compute])))
+        by_m = None if f_memory is None else dict(
+            zip(COMPONENTS, (v / 1e6 for v in per_comp[f_memory])))
         by = {c: by_c[c] + (by_m[c] if by_m else 0.0) for c in COMPONENTS}
-        total = sum(by.values())
-        return {"energy_uj": total, "compute_uj": sum(by_c.values()),
+        total_uj = sum(by.values())
+        return {"energy_uj": total_uj, "compute_uj": sum(by_c.values()),
                 "memory_uj": None if by_m is None else sum(by_m.values()),
-                "bytes": None if m.compute_only else float(moved.sum()),
+                "bytes": None if f_moved is None else total[f_moved],
                 "by_component": by, "compute_by_component": by_c, "memory_by_component": by_m,
-                "attention_share": by["attention"] / total if total else 0.0}
+                "attention_share": by["attention"] / total_uj if total_uj else 0.0}
 
-    energies = {name: energy_of(i, name) for i, name in enumerate(names)}
-    chosen = energies[energy_model]
-    compute, memory = per_row[names.index(energy_model)][:2]
+    energies = {name: energy_of(i) for i, name in enumerate(names)}
+    chosen_e = energies[energy_model]
     totals["energy_model"] = energy_model
-    totals["energy_uj"] = chosen["energy_uj"]
-    totals["compute_uj"] = chosen["compute_uj"]
-    totals["memory_uj"] = chosen["memory_uj"]
-    totals["memory_share"] = (None if chosen["memory_uj"] is None else
-                              chosen["memory_uj"] / chosen["energy_uj"]
-                              if chosen["energy_uj"] else 0.0)
-    totals["energy_uj_by_component"] = chosen["by_component"]
-    totals["compute_uj_by_component"] = chosen["compute_by_component"]
-    totals["memory_uj_by_component"] = chosen["memory_by_component"]
-    totals["attention_share"] = chosen["attention_share"]
+    totals["energy_uj"] = chosen_e["energy_uj"]
+    totals["compute_uj"] = chosen_e["compute_uj"]
+    totals["memory_uj"] = chosen_e["memory_uj"]
+    totals["memory_share"] = (None if chosen_e["memory_uj"] is None else
+                              chosen_e["memory_uj"] / chosen_e["energy_uj"]
+                              if chosen_e["energy_uj"] else 0.0)
+    totals["energy_uj_by_component"] = chosen_e["by_component"]
+    totals["compute_uj_by_component"] = chosen_e["compute_by_component"]
+    totals["memory_uj_by_component"] = chosen_e["memory_by_component"]
+    totals["attention_share"] = chosen_e["attention_share"]
     totals["energy_uj_by_model"] = {n: e["energy_uj"] for n, e in energies.items()}
     totals["compute_uj_by_model"] = {n: e["compute_uj"] for n, e in energies.items()}
     totals["memory_uj_by_model"] = {n: e["memory_uj"] for n, e in energies.items()}
     totals["bytes_by_model"] = {n: e["bytes"] for n, e in energies.items()}
     totals["attention_share_by_model"] = {n: e["attention_share"] for n, e in energies.items()}
-    totals["compute_only_models"] = [n for n in energies if get_energy_model(n).compute_only]
-    totals["compute_uj_per_step"] = (np.bincount(row_t, weights=compute, minlength=T)[:T]
-                                     / 1e6).tolist() if R else [0.0] * T
-    totals["memory_uj_per_step"] = (None if memory is None else
-                                    (np.bincount(row_t, weights=memory, minlength=T)[:T]
-                                     / 1e6).tolist() if R else [0.0] * T)
+    totals["compute_only_models"] = [n for n in names if get_energy_model(n).compute_only]
+    totals["compute_uj_per_step"] = (step[0] / 1e6).tolist()
+    totals["memory_uj_per_step"] = None if len(step) < 2 else (step[1] / 1e6).tolist()
     totals["energy_uj_per_step"] = [
-        c + (m if memory is not None else 0.0)
+        c + (m if totals["memory_uj_per_step"] is not None else 0.0)
         for c, m in zip(totals["compute_uj_per_step"],
                         totals["memory_uj_per_step"] or [0.0] * T)]
-    neuron_rows = comp == _NEURONS
-    spikes_t = np.bincount(row_t[neuron_rows], weights=rows["spikes"][neuron_rows],
-                           minlength=T)[:T] if R else np.zeros(T)
-    neurons_t = np.bincount(row_t[neuron_rows], weights=rows["neuron_updates"][neuron_rows],
-                            minlength=T)[:T] if R else np.zeros(T)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate_t = spikes_t / neurons_t
     totals["firing_rate_per_step"] = np.where(np.isfinite(rate_t), rate_t, 0.0).tolist()
@@ -665,4 +728,4 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
             "energy_model_label": em.label}
     return ProfileReport(totals=totals, meta=meta, unsupported=counts.unsupported,
                          folded_bn=counts.folded_bn,
-                         tables=_Tables(counts, event_component, compute, memory, nbytes))
+                         tables=_Tables(counts, event_component, models[chosen], word_bits))

@@ -258,6 +258,36 @@ def test_a_layer_counted_from_its_plan_is_counted_anew_when_its_configuration_ch
     assert _counts(profile(net, x)) == _counts(profile(_copy_of(net), x))
 
 
+def test_a_linear_layer_counted_from_its_plan_counts_as_the_full_way():
+    """A linear layer's plan (its [T, B, F] input measured in the pre-hook, the products with
+    the fan-out taken at finalize) counts as a model never seen, also after its weight
+    changed in place; a {0, 1} weight (every product a select) keeps the full path."""
+    from dta.measure.counter import model_state
+
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    for _ in range(3):
+        r = profile(net, x)
+    plan = model_state(net).plans[id(net[7])]
+    assert plan[0] == "linear" and plan[6] == -2  # the synaptic form, on the flattened input
+    fresh = profile(_copy_of(net), x)
+    assert _counts(r) == _counts(fresh) and r.traffic.equals(fresh.traffic)
+    with torch.no_grad():
+        net[7].weight[:, :5] = 0
+    for _ in range(3):
+        r = profile(net, x)
+    fresh = profile(_copy_of(net), x)
+    assert _counts(r) == _counts(fresh) and r.traffic.equals(fresh.traffic)
+    with torch.no_grad():
+        net[7].weight.copy_((torch.rand_like(net[7].weight) > 0.5).float())
+    for _ in range(3):
+        r = profile(net, x)
+    assert model_state(net).plans[id(net[7])][3] != (net[7].weight._version,
+                                                     net[7].weight.data_ptr())
+    fresh = profile(_copy_of(net), x)
+    assert _counts(r) == _counts(fresh) and r.traffic.equals(fresh.traffic)
+
+
 def test_a_plan_follows_the_calls_t_and_batch_and_a_removed_bias():
     """A convolution reading [T*B, ...] splits its rows by this call's T and B (the same
     T*B split otherwise must not reuse the previous split), and a bias set to None after

@@ -311,6 +311,8 @@ def _plan_attrs(kind: str, state: dict, weight) -> tuple:
     if kind == "conv":
         return (_version(weight), weight.data_ptr(), state["stride"], state["padding"],
                 state["dilation"], state["groups"], state["padding_mode"])
+    if kind == "linear":
+        return (_version(weight), weight.data_ptr())
     if kind == "bn":
         return (state["_buffers"].get("running_mean") is not None,)
     if kind == "maxpool":
@@ -497,6 +499,8 @@ _RECIPES: dict[tuple, str | None] = {}
 _WORK_BYTES = 64 << 20  # largest work tensor kept with a model
 _WORK_MIN = 128 << 10  # smaller temporaries come from the heap: no work tensor
 _NEURON = object()  # role of a neuron module
+#: leaf layers whose plan records a synaptic op from the input measured in the pre-hook
+_SYNAPTIC_PLANS = ("conv", "linear")
 # a synaptic record whose ops per group (and nonzeros: _DEFER_NNZ) finalize computes from
 # its raw active counts and the fan-out on the host
 _DEFER, _DEFER_NNZ = object(), object()
@@ -667,7 +671,7 @@ class OpCounter(TorchDispatchMode):
                 x = args[0]
                 self._opaque += 1
                 self._step_out()
-                if plan[0] == "conv":
+                if plan[0] in _SYNAPTIC_PLANS:
                     pre = self._plan_conv_pre(plan, x)
                 else:
                     if self._pending is not None:
@@ -756,20 +760,31 @@ class OpCounter(TorchDispatchMode):
         w, bias = params.get("weight"), params.get("bias")
         head = (kind, (x.shape, x.stride(), x.dtype, state["training"], state.get("_step_mode")),
                 (_ref(w), _ref(bias)), _plan_attrs(kind, state, w), scope, op_name)
-        if kind != "conv":  # counted by _count_layer, without rebuilding the configuration
+        if kind == "linear":  # the matrix product's input as _matmul read it, its fan-out
+            x_in = x if x.dim() == 2 else x.flatten(0, -2)
+            b = w.t()
+            entry = self._fanout.get(("matmul", id(w), tuple(b.shape), tuple(b.stride()),
+                                      b.storage_offset()))
+            if entry is None or entry[3][0] or entry[3][2].device.type != "cpu":
+                return  # (a {0, 1} weight makes every product a select: the full path)
+            fan_np, xs, lead, per_channel = entry[3][2].numpy(), tuple(x_in.shape), 1, True
+            flatten = None if x.dim() == 2 else -2
+            kernel_words = 0
+        elif kind == "conv":
+            x_in, _, _, _, _, _, entry, xs = pre
+            fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
+            per_channel = spatial is None
+            if not per_channel:
+                fan_np = spatial_np
+            # a multi-step input the operator reads in place, else through a flattened copy
+            flatten = 1 if mode == "m" and not x.is_contiguous() else None
+            lead = 2 if mode == "m" and flatten is None else 1
+        else:  # counted by _count_layer, without rebuilding the configuration
             self._plans[id(module)] = (*head, (None, None, spec, op_name, mode, None))
             return
-        x_in, _, _, _, _, _, entry, xs = pre
-        fan, spatial, fanout, fanout_ops, kernel_words, fan_np, spatial_np = entry
-        per_channel = spatial is None
-        if not per_channel:
-            fan_np = spatial_np
         if fan_np is None:
             return
         e = self._syn[-1]  # the record this call made: its static fields
-        # a multi-step input the operator reads in place, else through a flattened copy
-        flatten = mode == "m" and not x.is_contiguous()
-        lead = 2 if mode == "m" and not flatten else 1
         self._plans[id(module)] = (
             *head, flatten, lead, xs, x_in.stride()[lead - 1:], per_channel,
             x.numel() * x.element_size() >= _WORK_MIN, e[4:6], e[7:16],
@@ -777,8 +792,8 @@ class OpCounter(TorchDispatchMode):
 
     def _plan_conv_pre(self, plan, x):
         (_, _, _, _, scope, op_name, flatten, lead, xs, strides, per_channel, big, *_) = plan
-        if flatten:
-            x = x.flatten(0, 1)
+        if flatten is not None:
+            x = x.flatten(0, flatten)
         return (x, *self._measure(x, xs, lead, strides, per_channel, big))
 
     def _measure(self, x: torch.Tensor, xs: tuple, lead: int, strides: tuple,
@@ -873,7 +888,7 @@ class OpCounter(TorchDispatchMode):
                 try:
                     if isinstance(output, torch.Tensor):
                         plan = frame[2]
-                        if plan[0] == "conv":
+                        if plan[0] in _SYNAPTIC_PLANS:
                             self._plan_conv_post(plan, frame[3], output)
                         else:
                             self._count_layer(plan[6], module, plan[4], frame[3], output)

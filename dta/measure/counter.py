@@ -524,6 +524,29 @@ else:  # pragma: no cover - older torch
 _ZEROS = {1: (0,), 2: (0, 0), 3: (0, 0, 0)}
 
 
+# The rule each ATen operator is counted by, looked up once per operator overload (a set
+# membership test of an overload packet hashes it in Python; an overload hashes in C).
+(_K_FREE, _K_CONV, _K_MATMUL, _K_BN, _K_ADD, _K_MUL, _K_DIV, _K_OTHER, _K_ACTIVATION, _K_SUM,
+ _K_MEAN, _K_MAX_REDUCE, _K_AVG_POOL, _K_MAX_POOL, _K_UNSUPPORTED) = range(15)
+_KIND_OF: dict = {}  # OpOverload -> (rule code, packet name, re-views its input only)
+
+
+def _classify(func) -> tuple:
+    packet = func.overloadpacket
+    for code, ops in ((_K_FREE, rules.FREE_OPS), (_K_CONV, rules.CONV_OPS),
+                      (_K_MATMUL, rules.MATMUL_OPS), (_K_BN, rules.BATCH_NORM_OPS),
+                      (_K_ADD, rules.ADD_OPS), (_K_MUL, rules.MUL_OPS), (_K_DIV, rules.DIV_OPS),
+                      (_K_ACTIVATION, rules.ACTIVATION_OPS & rules.OTHER_OPS),
+                      (_K_OTHER, rules.OTHER_OPS), (_K_SUM, rules.SUM_OPS),
+                      (_K_MEAN, rules.MEAN_OPS), (_K_MAX_REDUCE, rules.MAX_REDUCE_OPS),
+                      (_K_AVG_POOL, rules.AVG_POOL_OPS), (_K_MAX_POOL, rules.MAX_POOL_OPS)):
+        if packet in ops:
+            break
+    else:
+        code = _K_UNSUPPORTED
+    return code, packet.__name__, packet in rules.VIEW_OPS
+
+
 # ---------------------------------------------------------------------------------------------
 # The counter
 
@@ -814,12 +837,24 @@ class OpCounter(TorchDispatchMode):
             return last[1]
         # a binary neuron's output, unchanged since (same version): no test needed
         binary = spikes and self._known_binary(x, ptr)
-        if not binary:
-            binary = rules.is_binary(x, head=not spikes,
-                                     work=self._work(x, x.dtype) if big else None)
-        active = rules.active_counts(
-            x, groups, binary, self._work(x, torch.float32) if big and not binary else None,
-            per_channel, lead, raw=True)
+        work = None
+        if not binary and not spikes and x.dtype == torch.float32:
+            work = self._work(x, torch.float32)
+        if work is not None:
+            # a real-valued input (expected not {0, 1}): its nonzero indicator, which it
+            # equals exactly when it holds only 0 and 1 (an elementwise comparison: -0 equals
+            # 0, NaN nothing; it stops at the first difference); the indicator is counted
+            mask = torch.ne(x, 0, out=work)
+            binary = torch.equal(x, mask)
+            active = rules.active_counts(x if binary else mask, groups, True, None,
+                                         per_channel, lead, raw=True)
+        else:
+            if not binary:
+                binary = rules.is_binary(x, head=not spikes,
+                                         work=self._work(x, x.dtype) if big else None)
+            active = rules.active_counts(
+                x, groups, binary, self._work(x, torch.float32) if big and not binary else None,
+                per_channel, lead, raw=True)
         # keeping the tensor keeps its storage: the address cannot be reused
         measured = (ptr, spikes, binary, groups, active)
         self._last_input = (seen, measured, x)
@@ -1161,63 +1196,64 @@ class OpCounter(TorchDispatchMode):
 
     # -- dispatch --------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kind = _KIND_OF.get(func)
+        if kind is None:
+            kind = _KIND_OF[func] = _classify(func)
         if self._pending is not None and not self._opaque:
-            packet = func.overloadpacket
             # Count the pending spikes before an op that could write to them, unless it only
             # re-views them or is a convolution reading them (it counts them).
-            if packet not in rules.VIEW_OPS and not (
-                    packet in rules.CONV_OPS and args and _ptr(args[0]) == self._pending[0]):
+            if not kind[2] and not (kind[0] == _K_CONV and args
+                                    and _ptr(args[0]) == self._pending[0]):
                 self._settle()
         out = func(*args, **kwargs) if kwargs else func(*args)
-        if self._opaque:
-            return out
-        packet = func.overloadpacket
-        if packet in rules.FREE_OPS:
+        if self._opaque or kind[0] == _K_FREE:
             return out
         if torch.is_grad_enabled():
             with torch.no_grad():
-                self._count(func, packet, args, kwargs or {}, out)
+                self._count(func, kind, args, kwargs or {}, out)
         else:
-            self._count(func, packet, args, kwargs or {}, out)
+            self._count(func, kind, args, kwargs or {}, out)
         return out
 
-    def _count(self, func, packet, args, kwargs, out) -> None:
-        scope = self.scope
-        name = packet.__name__
-        if packet in rules.CONV_OPS:
-            self._conv(scope, name, args, out)
-        elif packet in rules.MATMUL_OPS:
-            self._matmul(scope, name, packet, args, kwargs, out)
-        elif packet in rules.BATCH_NORM_OPS:
-            self._batch_norm(scope, name, args, out)
-        elif packet in rules.ADD_OPS:
+    def _count(self, func, kind: tuple, args, kwargs, out) -> None:
+        code, name, _ = kind
+        stack = self._stack
+        scope = stack[-1] if stack else ""
+        if code == _K_ADD:
             self._element(scope, name, {"ac": rules.out_numel(out)}, args, out)
-        elif packet in rules.MUL_OPS:
+        elif code == _K_MUL:
             self._mul(scope, name, args, out)
-        elif packet in rules.DIV_OPS:
+        elif code == _K_OTHER:
+            self._element(scope, name, {"other": rules.out_numel(out)}, args, out)
+        elif code == _K_ACTIVATION:
+            self._element(scope, name, {"other": rules.out_numel(out)}, args, out, out_class=ACT)
+        elif code == _K_CONV:
+            self._conv(scope, name, args, out)
+        elif code == _K_MATMUL:
+            self._matmul(scope, name, func.overloadpacket, args, kwargs, out)
+        elif code == _K_BN:
+            self._batch_norm(scope, name, args, out)
+        elif code == _K_DIV:
             b = args[1]
             scalar = not isinstance(b, torch.Tensor) or b.numel() == 1
             self._element(scope, name, {"mac" if scalar else "other": rules.out_numel(out)},
                           args, out)
-        elif packet in rules.OTHER_OPS:
-            self._element(scope, name, {"other": rules.out_numel(out)}, args, out,
-                          out_class=ACT if packet in rules.ACTIVATION_OPS else None)
-        elif packet in rules.SUM_OPS or packet in rules.MEAN_OPS:
+        elif code == _K_SUM or code == _K_MEAN:
             n_in, n_out = rules.reduction_inputs(args), rules.out_numel(out)
             counts = {"ac": max(n_in - n_out, 0)}
-            if packet in rules.MEAN_OPS:
+            if code == _K_MEAN:
                 counts["mac"] = n_out
             self._element(scope, name, counts, args[:1], out)
-        elif packet in rules.MAX_REDUCE_OPS:
+        elif code == _K_MAX_REDUCE:
             n_in, n_out = rules.reduction_inputs(args), rules.out_numel(out)
             self._element(scope, name, {"other": max(n_in - n_out, 0)}, args[:1], out)
-        elif packet in rules.AVG_POOL_OPS or packet in rules.MAX_POOL_OPS:
+        elif code == _K_AVG_POOL or code == _K_MAX_POOL:
             x, y = args[0], rules.first_tensor(out)
             window = rules.pool_kernel(name, args, y) or (
                 rules.pool_window(x.shape[-(y.dim() - 2):], y.shape[-(y.dim() - 2):])
                 if y is not None and y.dim() > 2 else 1)
             n_out = y.numel() if y is not None else 0
-            if packet in rules.AVG_POOL_OPS:
+            if code == _K_AVG_POOL:
                 counts = {"ac": n_out * (window - 1), "mac": n_out}
             else:
                 counts = {"other": n_out * (window - 1)}

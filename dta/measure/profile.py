@@ -307,6 +307,7 @@ def price(em: EnergyModel, traffic, *, has_neurons: bool,
 
 _COMPONENT_INDEX = {c: i for i, c in enumerate(COMPONENTS)}
 _NEURONS = _COMPONENT_INDEX["neurons"]
+_ATTENTION = _COMPONENT_INDEX["attention"]
 
 
 class _Tables:
@@ -519,6 +520,9 @@ class _Layout:
             f += 1 if m.compute_only else 3
         self.n = f
         self.T = T
+        self.compute_rows = [c for c, _, _ in self.model]
+        self.memory_models = [i for i, (_, m, _) in enumerate(self.model) if m is not None]
+        self.memory_rows = [m for _, m, _ in self.model if m is not None]
         self.step_rows = [r for r in self.model[chosen][:2] if r is not None]
         self.neuron_rows = [_SUMMED.index("spikes"), _SUMMED.index("neuron_updates")]
 
@@ -680,38 +684,37 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
                                for k, f in zip(BYTE_COLUMNS, layout.bytes)}
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
-    def energy_of(i: int) -> dict:
-        f_compute, f_memory, f_moved = layout.model[i]
-        by_c = dict(zip(COMPONENTS, (v / 1e6 for v in per_comp[f_compute])))
-        by_m = None if f_memory is None else dict(
-            zip(COMPONENTS, (v / 1e6 for v in per_comp[f_memory])))
-        by = {c: by_c[c] + (by_m[c] if by_m else 0.0) for c in COMPONENTS}
-        total_uj = sum(by.values())
-        return {"energy_uj": total_uj, "compute_uj": sum(by_c.values()),
-                "memory_uj": None if by_m is None else sum(by_m.values()),
-                "bytes": None if f_moved is None else total[f_moved],
-                "by_component": by, "compute_by_component": by_c, "memory_by_component": by_m,
-                "attention_share": by["attention"] / total_uj if total_uj else 0.0}
-
-    energies = {name: energy_of(i) for i, name in enumerate(names)}
-    chosen_e = energies[energy_model]
+    # every model's compute and memory energy per component (uJ), its total and shares
+    pc = z[:layout.n * n_comp].reshape(layout.n, n_comp)
+    compute_c = pc[layout.compute_rows] / 1e6  # [models, components]
+    memory_c = np.zeros_like(compute_c)
+    memory_c[layout.memory_models] = pc[layout.memory_rows] / 1e6
+    by = compute_c + memory_c
+    energy = by.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(energy != 0, by[:, _ATTENTION] / energy, 0.0)
+    energy, compute, memory, share = (energy.tolist(), compute_c.sum(1).tolist(),
+                                      memory_c.sum(1).tolist(), share.tolist())
+    compute_c, memory_c, by = compute_c.tolist(), memory_c.tolist(), by.tolist()
+    priced = [f_memory is not None for _, f_memory, _ in layout.model]
+    k = chosen
     totals["energy_model"] = energy_model
-    totals["energy_uj"] = chosen_e["energy_uj"]
-    totals["compute_uj"] = chosen_e["compute_uj"]
-    totals["memory_uj"] = chosen_e["memory_uj"]
-    totals["memory_share"] = (None if chosen_e["memory_uj"] is None else
-                              chosen_e["memory_uj"] / chosen_e["energy_uj"]
-                              if chosen_e["energy_uj"] else 0.0)
-    totals["energy_uj_by_component"] = chosen_e["by_component"]
-    totals["compute_uj_by_component"] = chosen_e["compute_by_component"]
-    totals["memory_uj_by_component"] = chosen_e["memory_by_component"]
-    totals["attention_share"] = chosen_e["attention_share"]
-    totals["energy_uj_by_model"] = {n: e["energy_uj"] for n, e in energies.items()}
-    totals["compute_uj_by_model"] = {n: e["compute_uj"] for n, e in energies.items()}
-    totals["memory_uj_by_model"] = {n: e["memory_uj"] for n, e in energies.items()}
-    totals["bytes_by_model"] = {n: e["bytes"] for n, e in energies.items()}
-    totals["attention_share_by_model"] = {n: e["attention_share"] for n, e in energies.items()}
-    totals["compute_only_models"] = [n for n in names if get_energy_model(n).compute_only]
+    totals["energy_uj"] = energy[k]
+    totals["compute_uj"] = compute[k]
+    totals["memory_uj"] = memory[k] if priced[k] else None
+    totals["memory_share"] = (None if not priced[k] else
+                              memory[k] / energy[k] if energy[k] else 0.0)
+    totals["energy_uj_by_component"] = dict(zip(COMPONENTS, by[k]))
+    totals["compute_uj_by_component"] = dict(zip(COMPONENTS, compute_c[k]))
+    totals["memory_uj_by_component"] = dict(zip(COMPONENTS, memory_c[k])) if priced[k] else None
+    totals["attention_share"] = share[k]
+    totals["energy_uj_by_model"] = dict(zip(names, energy))
+    totals["compute_uj_by_model"] = dict(zip(names, compute))
+    totals["memory_uj_by_model"] = {n: m if p else None for n, m, p in zip(names, memory, priced)}
+    totals["bytes_by_model"] = {n: None if f is None else total[f]
+                                for n, (_, _, f) in zip(names, layout.model)}
+    totals["attention_share_by_model"] = dict(zip(names, share))
+    totals["compute_only_models"] = [n for n, p in zip(names, priced) if not p]
     totals["compute_uj_per_step"] = (step[0] / 1e6).tolist()
     totals["memory_uj_per_step"] = None if len(step) < 2 else (step[1] / 1e6).tolist()
     totals["energy_uj_per_step"] = [

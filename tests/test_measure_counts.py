@@ -587,6 +587,44 @@ def test_a_layer_that_raises_leaves_no_hooks_and_the_next_call_counts():
     assert profile(net, x).to_dict() == good.to_dict()
 
 
+def test_the_wrappers_kept_with_a_model_are_reused_removed_and_left_to_one_counter():
+    """The forward wrappers of the submodules are made once per module tree, installed for
+    each call and removed after it; a counter entered while another counts the same model
+    wraps the model per call (through the other's wrappers) and counts the forward as a
+    counter alone does (the enclosing one also sees the inner counter's own operations: it
+    counts more, as before the wrappers were kept)."""
+    from dta.measure.counter import OpCounter, model_state
+
+    net = _spiking_block()
+    x = torch.rand(2, 3, 1, 8, 8) * 4
+    first = profile(net, x)
+    state = model_state(net)
+    kept = dict(state.wrappers)
+    assert len(kept) == len(list(net.modules())) - 1  # all but the model's own
+    assert state.current.counter is None
+    assert not any("forward" in m.__dict__ for m in net.modules())
+    assert _counts(profile(net, x)) == _counts(first)
+    assert all(state.wrappers[k] is f for k, f in kept.items())  # reused
+
+    def raw():
+        with torch.no_grad(), OpCounter(net, T=2, B=3) as alone:
+            net(x)
+        return alone.finalize().rows["ac"].sum()
+
+    with torch.no_grad(), OpCounter(net, T=2, B=3) as outer:
+        with OpCounter(net, T=2, B=3) as inner:
+            assert state.current.counter is outer
+            net(x)
+        assert state.current.counter is outer
+    assert state.current.counter is None
+    assert not any("forward" in m.__dict__ for m in net.modules())
+    functional.reset_net(net)
+    expected = raw()
+    assert inner.finalize().rows["ac"].sum() == expected
+    assert outer.finalize().rows["ac"].sum() > expected
+    assert _counts(profile(net, x)) == _counts(first)
+
+
 def test_what_profile_keeps_does_not_keep_the_model_alive():
     import gc
     import weakref

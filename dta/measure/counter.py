@@ -356,6 +356,44 @@ def _ptr(x: torch.Tensor) -> int:
 # Per-model state kept between calls
 
 
+class _Current:
+    """The counter counting a model's call (None between calls)."""
+
+    __slots__ = ("counter",)
+
+    def __init__(self):
+        self.counter = None
+
+
+def _kept_wrapper(m: nn.Module, name: str, role, current: _Current):
+    """The forward a counter installs on ``m`` (which has no instance forward of its own),
+    kept with the model: it calls the class's forward between the handlers of the counter in
+    ``current`` (a scope only: under ``name`` on its stack)."""
+    call = type(m).forward.__get__(m)
+    if role is None:
+        def forward(*args, **kwargs):
+            stack = current.counter._stack
+            stack.append(name)
+            try:
+                return call(*args, **kwargs)
+            finally:
+                stack.pop()
+    else:
+        def forward(*args, **kwargs):
+            counter = current.counter
+            counter._pre_hook(m, args)
+            try:
+                out = call(*args, **kwargs)
+            except BaseException:
+                counter._post_hook(m, args, None)
+                raise
+            counter._post_hook(m, args, out)
+            return out
+
+    forward._dta_counter_wraps = None
+    return forward
+
+
 class _ModelState:
     """What one model's calls share: its module table (rebuilt when the module tree
     changes) and the weight-dependent constants of its layers."""
@@ -376,6 +414,10 @@ class _ModelState:
         self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
         self.plans: dict = {}  # id(module) -> plan of a leaf layer counted from hooks
+        # id(submodule) -> the forward a counter installs on it (see OpCounter._install), made
+        # once per module tree; they call the counter in ``current`` (set while one counts)
+        self.wrappers: dict = {}
+        self.current = _Current()
 
     def refresh(self, model: nn.Module) -> None:
         key = _tree_key(model)
@@ -400,6 +442,7 @@ class _ModelState:
         self.roles = {**self.fast, **dict.fromkeys(self.neuron_ids, _NEURON)}
         self.derived = {}
         self.plans = {}
+        self.wrappers = {}
         self.param_key = None
         self.own_params = {}
         # what spikingjelly's reset_net resets: every module with a callable reset()
@@ -1083,19 +1126,7 @@ class OpCounter(TorchDispatchMode):
     # -- context ---------------------------------------------------------------------------------
     def __enter__(self):
         self._reset()
-        self._param_ptrs = {}
-        key = []
-        modules = (self.model, *self.state.modules.values())
-        for m in modules:
-            for p in m._parameters.values():
-                if p is not None:
-                    self._param_ptrs[_ptr(p)] = p
-                    key.append((id(p), p.numel()))
-        key = tuple(key)
-        if key != self.state.param_key:  # parameters replaced or resized: recount
-            self.state.param_key = key
-            self.state.own_params = {}
-        self._install(modules)
+        self._install()
         # the counter tells an unchanged operand by its version counter, which tensors made
         # under torch.inference_mode lack: the forward runs outside inference mode (and,
         # as inference mode implies, without autograd)
@@ -1115,35 +1146,58 @@ class OpCounter(TorchDispatchMode):
         while self._outside:
             self._outside.pop().__exit__(None, None, None)
 
-    def _install(self, modules) -> None:
-        """Give every module of the tree a forward of this call's own that calls the module's
-        forward between the counter's pre- and post-call handlers (:meth:`_pre_hook`,
-        :meth:`_post_hook`), as an instance attribute (removed on exit).
+    def _install(self) -> None:
+        """Give every module of the tree a forward that calls the module's forward between
+        the counter's pre- and post-call handlers (:meth:`_pre_hook`, :meth:`_post_hook`), as
+        an instance attribute (removed on exit); and note the parameters' storages.
 
         Not global module hooks: with a global hook registered, ``nn.Module.__call__`` takes
         its slow path (hook lists, a closure, exception handling) on every module call, and
         the handlers would look up each module's role on every call. An instance forward
         keeps ``__call__`` on its fast path for modules without hooks of their own, and each
-        wrapper knows its module's name and role. Modules outside ``named_modules`` (created
-        during the forward, or held unregistered) are not wrapped: their operators count
-        towards the module that called them."""
+        wrapper knows its module's name and role. The wrappers of the submodules are made
+        once per module tree and call the counter counting now (``state.current``); the
+        model's own (the state must not refer to it) and those of modules with a forward of
+        their own are made per call, as are all while another counter counts the model.
+        Modules outside ``named_modules`` (created during the forward, or held
+        unregistered) are not wrapped: their operators count towards the module that called
+        them."""
+        state = self.state
         roles, names = self._roles, self.names
         stack = self._stack
         pre, post = self._pre_hook, self._post_hook
         own = self._own_forward = set()
         installed = self._installed = []
-        for m in modules:
+        ptrs = self._param_ptrs = {}
+        key = []
+        current = state.current
+        kept = state.wrappers if current.counter is None else None
+        if kept is not None:
+            current.counter = self
+        model = self.model
+        for m in (model, *state.modules.values()):
             d = m.__dict__
+            for p in d["_parameters"].values():
+                if p is not None:
+                    ptrs[_ptr(p)] = p
+                    key.append((id(p), p.numel()))
             inner = d.get("forward")
+            mid = id(m)
+            if inner is None and kept is not None and m is not model:
+                forward = kept.get(mid)
+                if forward is None:
+                    forward = kept[mid] = _kept_wrapper(m, names[mid], roles.get(mid), current)
+                d["forward"] = forward
+                installed.append((m, None, forward))
+                continue
             if inner is not None:
                 call = inner
                 if own_forward(m) is not None:  # not only another counter's wrapper
-                    own.add(id(m))
+                    own.add(mid)
             else:
                 call = type(m).forward.__get__(m)
-            key = id(m)
-            if roles.get(key) is None:  # a scope only
-                def forward(*args, _call=call, _name=names[key], **kwargs):
+            if roles.get(mid) is None:  # a scope only
+                def forward(*args, _call=call, _name=names[mid], **kwargs):
                     stack.append(_name)
                     try:
                         return _call(*args, **kwargs)
@@ -1163,6 +1217,10 @@ class OpCounter(TorchDispatchMode):
             forward._dta_counter_wraps = inner
             d["forward"] = forward
             installed.append((m, inner, forward))
+        key = tuple(key)
+        if key != state.param_key:  # parameters replaced or resized: recount
+            state.param_key = key
+            state.own_params = {}
 
     def _uninstall(self) -> None:
         for m, inner, forward in reversed(getattr(self, "_installed", ())):
@@ -1173,6 +1231,9 @@ class OpCounter(TorchDispatchMode):
                 else:
                     d["forward"] = inner
         self._installed = []
+        current = self.state.current
+        if current.counter is self:
+            current.counter = None
 
     def _resume(self) -> None:
         if self._suspended:

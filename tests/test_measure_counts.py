@@ -787,6 +787,13 @@ def test_swapped_modules_are_named_anew():
     assert profile(net, x).firing["layer"].drop_duplicates().tolist() == ["2", "5"]
     net.add_module("extra", faithful_lif())  # a new module at the end: a neuron row of its own
     assert profile(net, x).firing["layer"].drop_duplicates().tolist() == ["2", "5", "extra"]
+    # a module replaced deeper in the tree (a grandchild): its parent's children changed
+    deep = nn.Sequential(nn.Sequential(*list(_spiking_block()[:3])), _spiking_block()[3:6])
+    assert profile(deep, x).firing["layer"].drop_duplicates().tolist() == ["0.2", "1.5"]
+    deep[0][2] = nn.Identity()  # the first neuron gone: the next conv reads real values
+    r = profile(deep, x)
+    assert r.firing["layer"].drop_duplicates().tolist() == ["1.5"]
+    assert _counts(r) == _counts(profile(_copy_of(deep), x))
 
 
 class _Gate(nn.Module):

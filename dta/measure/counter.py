@@ -399,7 +399,9 @@ class _ModelState:
     changes) and the weight-dependent constants of its layers."""
 
     def __init__(self):
-        self.key: tuple | None = None
+        # the module tree as last seen: the model's class and children, then (module, class,
+        # children) of every submodule (see unchanged); None before the first call
+        self.tree: tuple | None = None
         self.names: dict[int, str] = {}
         self.modules: dict[str, nn.Module] = {}  # submodules by name
         self.root = ""  # the model's own layer name
@@ -420,11 +422,12 @@ class _ModelState:
         self.current = _Current()
 
     def refresh(self, model: nn.Module) -> None:
-        key = _tree_key(model)
-        if key == self.key:
+        if self.tree is not None and self.unchanged(model):
             return
-        self.key = key
         named = list(model.named_modules())
+        self.tree = ((type(model), tuple(model._modules.items())),
+                     tuple((m, type(m), tuple(m._modules.items())) for _, m in named
+                           if m is not model))
         self.names = {id(m): n or type(m).__name__ for n, m in named}
         # the submodules by name; not the model itself (this state is a value of a weak
         # dictionary keyed by the model: a reference to it would keep it alive)
@@ -448,26 +451,24 @@ class _ModelState:
         # what spikingjelly's reset_net resets: every module with a callable reset()
         self.resettable = tuple(m for _, m in named if callable(getattr(m, "reset", None)))
 
-
-def _tree_key(model: nn.Module) -> tuple:
-    """The module tree's shape: every module's class, its children's names and ids, in a
-    fixed order. Equal keys mean equal ``(name, id, class)`` for every module of
-    ``named_modules``, without building the name strings."""
-    key = []
-    stack = [model]
-    seen = {id(model)}
-    while stack:
-        m = stack.pop()
-        key.append(type(m))
-        children = m._modules
-        if children:
-            key.append(tuple(children))
-            key.append(tuple(map(id, children.values())))
-            for c in children.values():
-                if c is not None and id(c) not in seen:
-                    seen.add(id(c))
-                    stack.append(c)
-    return tuple(key)
+    def unchanged(self, model: nn.Module) -> bool:
+        """Every module of the tree has the class and the children (names and modules) it had
+        when the table was built: the same ``(name, module, class)`` for every module of
+        ``named_modules`` (a module added, removed or replaced anywhere changes its parent's
+        children)."""
+        root, rest = self.tree
+        if type(model) is not root[0] or tuple(model._modules.items()) != root[1]:
+            return False
+        for m, cls, children in rest:
+            if type(m) is not cls:
+                return False
+            d = m._modules
+            if d:
+                if tuple(d.items()) != children:
+                    return False
+            elif children:
+                return False
+        return True
 
 
 _STATES: "weakref.WeakKeyDictionary[nn.Module, _ModelState]" = weakref.WeakKeyDictionary()
@@ -1475,14 +1476,14 @@ class OpCounter(TorchDispatchMode):
         if pre is None:
             binary = rules.is_binary(x)
             groups = self._groups(n)
-            active = rules.active_counts(x, groups, binary)
+            active = rules.active_counts(x, groups, binary, raw=True)
             in_class = self._input_class(x, binary)
         else:  # measured by the layer's pre-hook
             _, ptr, spikes, binary, groups, active, _, _ = pre
             in_class = SPIKE if spikes else self._input_class(x, binary)
             if spatial is not None:  # active inputs per spatial position (a dense weight)
                 fan, fan_np = spatial, spatial_np
-        if pre is not None and fan_np is not None and active.device.type == "cpu":
+        if fan_np is not None and active.device.type == "cpu":
             # the raw sums wait for finalize, which takes the products with the fan-out on
             # the host for all layers at once (here each would be two more tensor ops)
             per_group, nnz = (active, fan_np), _DEFER_NNZ if binary else _DEFER

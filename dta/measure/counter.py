@@ -45,13 +45,15 @@ attributed to step k. Any other op (attention on ``[B, T, C]``, T folded into
 channels, ...) is split evenly over the T steps. Per-step counts always sum
 to the total.
 
-Caches (attached to the model, dropped with it): module names and types,
-own-parameter counts, CPU work tensors for the spike test (up to 64 MB), and
-per weight (keyed by the tensor, its ``_version`` and its storage, so an
-in-place update, ``load_state_dict`` or a new tensor misses; a write through
-``.data`` bypasses the version counter: :func:`forget`) the fan-out
-vectors and dense-count constants of each input shape. Per process: which
-ATen operator each configuration of leaf layer runs.
+Caches (attached to the model, dropped with it): module names and types (and the
+forward wrappers of the submodules, made once per module tree), own-parameter counts,
+CPU work tensors for the spike test (up to 64 MB), the plans of leaf layers, the static
+columns of each count structure, and per weight (keyed by the tensor, its
+``_version`` and its storage, so an in-place update, ``load_state_dict`` or a new
+tensor misses; a write through ``.data`` bypasses the version counter: :func:`forget`)
+the fan-out vectors and dense-count constants of each input shape. Per process: which
+ATen operator each configuration of leaf layer runs, and the rule each ATen overload
+is counted by.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class Rows(dict):
         self.memo: dict = {}
 
 
-@dataclass
+@dataclass(eq=False)
 class CountResult:
     """Raw counts of one forward, already split per time step and per sample.
 
@@ -221,9 +221,10 @@ class CountResult:
     module_types: dict = field(default_factory=dict)  # name -> class name
     single_step: bool = False
     # the same object for results whose rows differ in DATA_COLUMNS only (None: unknown)
-    static_key: object = None
-    measured: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    static: dict = field(default_factory=dict)  # column -> [R], read-only: all but DATA_COLUMNS
+    static_key: object = field(default=None, repr=False)
+    measured: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    # column -> [R], read-only: all but DATA_COLUMNS
+    static: dict = field(default_factory=dict, repr=False)
     _fill: object = field(default=None, repr=False, compare=False)  # measured -> Rows
     _rows: dict | None = field(default=None, repr=False, compare=False)
 

@@ -625,6 +625,84 @@ def test_the_wrappers_kept_with_a_model_are_reused_removed_and_left_to_one_count
     assert _counts(profile(net, x)) == _counts(first)
 
 
+class _Wide(nn.Module):
+    """A linear block whose forward a test replaces at class level, and which compares equal
+    to any block of the same width (value equality, as some configuration classes do)."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.width = width
+        self.fc = nn.Linear(width, width)
+        self.lif = faithful_lif()
+
+    def forward(self, x):
+        return self.lif(self.fc(x))
+
+    def __eq__(self, other):
+        return isinstance(other, _Wide) and other.width == self.width
+
+    __hash__ = nn.Module.__hash__
+
+
+def test_the_kept_wrappers_follow_the_class_forward_and_the_tree_its_identity(monkeypatch):
+    """A forward replaced at class level between calls is the one counted (the wrappers kept
+    with the model look it up at each call), and a submodule replaced by an equal (==) new
+    instance rebuilds the module table (children are compared by identity) (review)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(_Wide(), nn.Linear(8, 3)).eval()
+    x = torch.rand(2, 3, 8)
+    once = profile(net, x).totals["mac"]
+    monkeypatch.setattr(_Wide, "forward", lambda self, x: self.lif(self.fc(self.fc(x))))
+    twice = profile(net, x)
+    assert twice.totals["mac"] > once
+    assert _counts(twice) == _counts(profile(_copy_of(net), x))
+    monkeypatch.undo()
+    net[0] = _Wide()  # equal to the old block, not the same module: a neuron unknown so far
+    r = profile(net, x)
+    assert r.firing["layer"].unique().tolist() == ["0.lif"]
+    assert _counts(r) == _counts(profile(_copy_of(net), x))
+
+
+def test_a_model_profiled_in_another_thread_is_refused_and_left_working():
+    """profile() on a model another thread is counting raises a clear error before touching
+    it; the other thread's count is unaffected and the model runs plainly afterwards."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    class Gate(nn.Module):
+        def forward(self, x):
+            if threading.current_thread().name == "first":
+                inside.set()
+                release.wait(10)
+            return x
+
+    torch.manual_seed(0)
+    net = nn.Sequential(Gate(), nn.Linear(8, 8), faithful_lif()).eval()
+    x = torch.rand(2, 3, 8)
+    expected = _counts(profile(_copy_of(net), x))
+    out = {}
+    first = threading.Thread(target=lambda: out.update(first=profile(net, x)), name="first")
+    first.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(RuntimeError, match="another thread"):
+            profile(net, x)
+    finally:
+        release.set()
+        first.join(10)
+    assert _counts(out["first"]) == expected
+    assert not any("forward" in m.__dict__ for m in net.modules())
+    with torch.no_grad():
+        net(x)
+    assert _counts(profile(net, x)) == expected
+
+
+def test_a_batch_of_zero_samples_is_refused():
+    with pytest.raises(ValueError, match="batch size 0"):
+        profile(_spiking_block(), torch.rand(2, 0, 1, 8, 8))
+
+
 def test_what_profile_keeps_does_not_keep_the_model_alive():
     import gc
     import weakref

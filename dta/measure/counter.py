@@ -370,12 +370,17 @@ class _Current:
 
 def _kept_wrapper(m: nn.Module, name: str, role, current: _Current):
     """The forward a counter installs on ``m`` (which has no instance forward of its own),
-    kept with the model: it calls the class's forward between the handlers of the counter in
-    ``current`` (a scope only: under ``name`` on its stack)."""
+    kept with the model while its class's forward is the same (checked at each install): it
+    calls that forward between the handlers of the counter in ``current`` (a scope only:
+    under ``name`` on its stack), or alone when no counter counts (a wrapper another
+    thread's counter left installed)."""
     call = type(m).forward.__get__(m)
     if role is None:
         def forward(*args, **kwargs):
-            stack = current.counter._stack
+            counter = current.counter
+            if counter is None:
+                return call(*args, **kwargs)
+            stack = counter._stack
             stack.append(name)
             try:
                 return call(*args, **kwargs)
@@ -384,6 +389,8 @@ def _kept_wrapper(m: nn.Module, name: str, role, current: _Current):
     else:
         def forward(*args, **kwargs):
             counter = current.counter
+            if counter is None:
+                return call(*args, **kwargs)
             counter._pre_hook(m, args)
             try:
                 out = call(*args, **kwargs)
@@ -419,8 +426,9 @@ class _ModelState:
         self.own_params: dict[str, int] = {}  # layer -> parameter elements it owns
         self.weights: dict = {}  # weight-dependent constants (fan-outs), see _weight_entry
         self.plans: dict = {}  # id(module) -> plan of a leaf layer counted from hooks
-        # id(submodule) -> the forward a counter installs on it (see OpCounter._install), made
-        # once per module tree; they call the counter in ``current`` (set while one counts)
+        # id(submodule) -> (the forward a counter installs on it, see OpCounter._install, the
+        # class's forward it calls), made once per module tree (and class forward); they call
+        # the counter in ``current`` (set while one counts)
         self.wrappers: dict = {}
         self.current = _Current()
 
@@ -428,9 +436,11 @@ class _ModelState:
         if self.tree is not None and self.unchanged(model):
             return
         named = list(model.named_modules())
-        self.tree = ((type(model), tuple(model._modules.items())),
-                     tuple((m, type(m), tuple(m._modules.items())) for _, m in named
-                           if m is not model))
+        # children by name and id: identity, never a module's own __eq__ (the modules are
+        # held by this table, so their ids are not reused while it is kept)
+        self.tree = ((type(model), tuple(model._modules), tuple(map(id, model._modules.values()))),
+                     tuple((m, type(m), tuple(m._modules), tuple(map(id, m._modules.values())))
+                           for _, m in named if m is not model))
         self.names = {id(m): n or type(m).__name__ for n, m in named}
         # the submodules by name; not the model itself (this state is a value of a weak
         # dictionary keyed by the model: a reference to it would keep it alive)
@@ -460,16 +470,18 @@ class _ModelState:
         ``named_modules`` (a module added, removed or replaced anywhere changes its parent's
         children)."""
         root, rest = self.tree
-        if type(model) is not root[0] or tuple(model._modules.items()) != root[1]:
+        d = model._modules
+        if type(model) is not root[0] or tuple(d) != root[1] or \
+                tuple(map(id, d.values())) != root[2]:
             return False
-        for m, cls, children in rest:
+        for m, cls, names, ids in rest:
             if type(m) is not cls:
                 return False
             d = m._modules
             if d:
-                if tuple(d.items()) != children:
+                if tuple(d) != names or tuple(map(id, d.values())) != ids:
                     return False
-            elif children:
+            elif names:
                 return False
         return True
 
@@ -1175,6 +1187,10 @@ class OpCounter(TorchDispatchMode):
         ptrs = self._param_ptrs = {}
         key = []
         current = state.current
+        if current.counter is not None and current.counter._thread != self._thread:
+            raise RuntimeError(
+                f"{type(self.model).__name__} is being counted in another thread: count one "
+                "model in one thread at a time (profile a copy.deepcopy of it instead)")
         kept = state.wrappers if current.counter is None else None
         if kept is not None:
             current.counter = self
@@ -1188,9 +1204,12 @@ class OpCounter(TorchDispatchMode):
             inner = d.get("forward")
             mid = id(m)
             if inner is None and kept is not None and m is not model:
-                forward = kept.get(mid)
-                if forward is None:
-                    forward = kept[mid] = _kept_wrapper(m, names[mid], roles.get(mid), current)
+                entry = kept.get(mid)
+                method = type(m).forward
+                if entry is None or entry[1] is not method:  # (a forward patched on the class)
+                    entry = kept[mid] = (_kept_wrapper(m, names[mid], roles.get(mid), current),
+                                         method)
+                forward = entry[0]
                 d["forward"] = forward
                 installed.append((m, None, forward))
                 continue

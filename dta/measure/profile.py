@@ -29,6 +29,7 @@ Keys of ``report.totals`` (per sample; energies in uJ, bytes in bytes):
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -261,7 +262,15 @@ def profile(
                 "operations are undefined for them: clean or clamp the input first")
     get_energy_model(energy_model)  # unknown names fail before the forward
     B = int(x.shape[1])
+    if B == 0:
+        raise ValueError("profile inputs have batch size 0 (shape [T, B, ...] with B = 0): "
+                         "counts are per sample, pass at least one sample")
     state = model_state(model)
+    other = state.current.counter
+    if other is not None and other._thread != threading.get_ident():
+        raise RuntimeError(
+            f"{type(model).__name__} is being profiled in another thread: profile one model "
+            "in one thread at a time (profile a copy.deepcopy of it instead)")
     if not state.neuron_ids:
         warnings.warn(
             f"{type(model).__name__} has no spiking neurons: counting MACs of a non-spiking "
@@ -539,21 +548,20 @@ def _features(rows, models: list, word_bits: int) -> np.ndarray:
 
 
 def _groups(counts: CountResult, comp: np.ndarray) -> tuple:
-    """``[R, components]``, ``[R, T]`` and ``[R, T]`` one-hot matrices: each row's component,
-    step, and step for the neuron rows only."""
-    R, T = counts.n_rows, counts.T
-    onehot = np.zeros((R, len(COMPONENTS)))
-    onehot[np.arange(R), comp] = 1.0
-    steps = np.zeros((R, T))
-    steps[np.arange(R), counts.row_t] = 1.0
-    return onehot, steps, steps * (comp == _NEURONS)[:, None]
+    """Each row's component index, its step, and whether it is a neuron row."""
+    return comp, counts.row_t, comp == _NEURONS
 
 
 def _aggregate(phi: np.ndarray, groups: tuple, layout: _Layout) -> np.ndarray:
     """The totals vector (see :class:`_Layout`) of the per-row features ``phi``."""
-    onehot, steps, neuron_steps = groups
-    return np.concatenate([(phi @ onehot).ravel(), (phi[layout.step_rows] @ steps).ravel(),
-                           (phi[layout.neuron_rows] @ neuron_steps).ravel()])
+    comp, step, neuron = groups
+    T = layout.T
+    n_comp = len(COMPONENTS)
+    parts = [np.bincount(comp, weights=f, minlength=n_comp)[:n_comp] for f in phi]
+    parts += [np.bincount(step, weights=phi[r], minlength=T)[:T] for r in layout.step_rows]
+    parts += [np.bincount(step[neuron], weights=phi[r][neuron], minlength=T)[:T]
+              for r in layout.neuron_rows]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _linear_map(counts: CountResult, models: list, word_bits: int, groups: tuple,
@@ -601,17 +609,16 @@ def _linear_map(counts: CountResult, models: list, word_bits: int, groups: tuple
     pc, pr = np.nonzero(moved)
     pj = src[pc, pr]
     contrib = (K[:, pc, pr] * scale[pc, pr]).T  # [pairs, F]
-    onehot, steps, neuron_steps = groups
+    comp, step, neuron = groups
     parts = []
-    for weights, features in ((onehot, slice(None)), (steps, layout.step_rows),
-                              (neuron_steps, layout.neuron_rows)):
-        width = weights.shape[1]
-        g = np.argmax(weights, axis=1)[pr] if R else pr
-        live = weights[pr, g] != 0
-        acc = np.zeros((width * D, layout.n))
-        np.add.at(acc, g[live] * D + pj[live], contrib[live])
-        block = acc.T.reshape(layout.n, width, D)[features]
-        parts.append(block.reshape(block.shape[0] * width, D))
+    for width, slot, live, features in (
+            (len(COMPONENTS), comp[pr], None, list(range(layout.n))),
+            (layout.T, step[pr], None, layout.step_rows),
+            (layout.T, step[pr], neuron[pr], layout.neuron_rows)):
+        keep = slice(None) if live is None else live
+        acc = np.zeros((width * D, len(features)))  # [group, measured value] x feature
+        np.add.at(acc, slot[keep] * D + pj[keep], contrib[keep][:, features])
+        parts.append(acc.T.reshape(len(features) * width, D))
     A = np.concatenate(parts)
     direct = _aggregate(_features(rows, models, word_bits), groups, layout)
     if not np.allclose(z0 + A @ counts.measured, direct, rtol=1e-9, atol=1e-9):

@@ -368,13 +368,11 @@ class _Current:
         self.counter = None
 
 
-def _kept_wrapper(m: nn.Module, name: str, role, current: _Current):
-    """The forward a counter installs on ``m`` (which has no instance forward of its own),
-    kept with the model while its class's forward is the same (checked at each install): it
-    calls that forward between the handlers of the counter in ``current`` (a scope only:
-    under ``name`` on its stack), or alone when no counter counts (a wrapper another
-    thread's counter left installed)."""
-    call = type(m).forward.__get__(m)
+def _wrapper(m: nn.Module, call, name: str, role, current: _Current, inner=None):
+    """The forward a counter installs on ``m``: it calls ``call`` (the module's forward)
+    between the handlers of the counter in ``current`` (a scope only: under ``name`` on its
+    stack), or alone when no counter counts (a kept wrapper that another thread's counter
+    left installed). ``inner``: the instance forward it replaces, if any."""
     if role is None:
         def forward(*args, **kwargs):
             counter = current.counter
@@ -400,7 +398,7 @@ def _kept_wrapper(m: nn.Module, name: str, role, current: _Current):
             counter._post_hook(m, args, out)
             return out
 
-    forward._dta_counter_wraps = None
+    forward._dta_counter_wraps = inner
     return forward
 
 
@@ -1180,8 +1178,6 @@ class OpCounter(TorchDispatchMode):
         them."""
         state = self.state
         roles, names = self._roles, self.names
-        stack = self._stack
-        pre, post = self._pre_hook, self._post_hook
         own = self._own_forward = set()
         installed = self._installed = []
         ptrs = self._param_ptrs = {}
@@ -1194,6 +1190,10 @@ class OpCounter(TorchDispatchMode):
         kept = state.wrappers if current.counter is None else None
         if kept is not None:
             current.counter = self
+            mine = current
+        else:  # another counter of this thread counts the model: wrappers of this call's own
+            mine = _Current()
+            mine.counter = self
         model = self.model
         for m in (model, *state.modules.values()):
             d = m.__dict__
@@ -1207,37 +1207,14 @@ class OpCounter(TorchDispatchMode):
                 entry = kept.get(mid)
                 method = type(m).forward
                 if entry is None or entry[1] is not method:  # (a forward patched on the class)
-                    entry = kept[mid] = (_kept_wrapper(m, names[mid], roles.get(mid), current),
-                                         method)
+                    entry = kept[mid] = (_wrapper(m, method.__get__(m), names[mid],
+                                                  roles.get(mid), current), method)
                 forward = entry[0]
-                d["forward"] = forward
-                installed.append((m, None, forward))
-                continue
-            if inner is not None:
-                call = inner
-                if own_forward(m) is not None:  # not only another counter's wrapper
+            else:  # made for this call: the model's own, or over an instance forward
+                if inner is not None and own_forward(m) is not None:  # (not a wrapper only)
                     own.add(mid)
-            else:
-                call = type(m).forward.__get__(m)
-            if roles.get(mid) is None:  # a scope only
-                def forward(*args, _call=call, _name=names[mid], **kwargs):
-                    stack.append(_name)
-                    try:
-                        return _call(*args, **kwargs)
-                    finally:
-                        stack.pop()
-            else:
-                def forward(*args, _call=call, _m=m, **kwargs):
-                    pre(_m, args)
-                    try:
-                        out = _call(*args, **kwargs)
-                    except BaseException:
-                        post(_m, args, None)
-                        raise
-                    post(_m, args, out)
-                    return out
-
-            forward._dta_counter_wraps = inner
+                call = inner if inner is not None else type(m).forward.__get__(m)
+                forward = _wrapper(m, call, names[mid], roles.get(mid), mine, inner)
             d["forward"] = forward
             installed.append((m, inner, forward))
         key = tuple(key)

@@ -926,3 +926,17 @@ def test_deferred_products_are_those_of_each_record_taken_alone():
         assert ops.tolist() == (a @ fan).tolist()
         assert (nnz is None) == (nz is _DEFER)
         assert nnz is None or nnz.tolist() == a.sum(1).tolist()
+
+
+def test_count_rows_come_from_finalize_only():
+    """A CountResult without rows has empty columns; one whose rows were not filled by
+    OpCounter.finalize() says so rather than reading as zeros."""
+    import numpy as np
+
+    from dta.measure.counter import ROW_COLUMNS, CountResult
+
+    empty = CountResult(T=2, B=1)
+    assert set(empty.rows) == set(ROW_COLUMNS) and empty.rows["ac"].size == 0
+    with pytest.raises(ValueError, match="finalize"):
+        CountResult(T=2, B=1, row_event=np.zeros(2, dtype=np.int64),
+                    row_t=np.arange(2)).rows

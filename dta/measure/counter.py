@@ -240,10 +240,10 @@ class CountResult:
         vector as long as ``measured``): every column but :data:`DATA_COLUMNS` as here, those
         filled from ``measured`` (each entry from at most one of its values, scaled)."""
         if self._fill is None:
-            rows = Rows(self.static)
-            for name in DATA_COLUMNS:
-                rows[name] = np.zeros(self.n_rows)
-            return rows
+            if self.n_rows:
+                raise ValueError("these counts have rows but no fill for them: build a "
+                                 "CountResult with OpCounter.finalize()")
+            return Rows({name: np.zeros(0) for name in ROW_COLUMNS})
         return self._fill(measured)
 
     def column(self, name: str) -> np.ndarray:
@@ -324,6 +324,12 @@ def _plan_attrs(kind: str, state: dict, weight) -> tuple:
     return ()
 
 
+def _matmul_key(weight: torch.Tensor, b: torch.Tensor) -> tuple:
+    """The fan-out cache's key of a matrix product whose right operand ``b`` views the
+    parameter ``weight`` (for a linear layer, ``weight.t()``)."""
+    return ("matmul", id(weight), tuple(b.shape), tuple(b.stride()), b.storage_offset())
+
+
 def _version(t: torch.Tensor) -> int:
     """``t._version``; 0 for an inference tensor, which has no version counter: outside
     inference mode (the counter runs the forward outside it) it cannot be written in place."""
@@ -366,6 +372,14 @@ class _Current:
 
     def __init__(self):
         self.counter = None
+
+    def check_thread(self, model: nn.Module) -> None:
+        """Refuse to count ``model`` while a counter of another thread counts it."""
+        counter = self.counter
+        if counter is not None and counter._thread != threading.get_ident():
+            raise RuntimeError(
+                f"{type(model).__name__} is being counted in another thread: count one model "
+                "in one thread at a time (profile a copy.deepcopy of it instead)")
 
 
 def _wrapper(m: nn.Module, call, name: str, role, current: _Current, inner=None):
@@ -842,9 +856,7 @@ class OpCounter(TorchDispatchMode):
                 (_ref(w), _ref(bias)), _plan_attrs(kind, state, w), scope, op_name)
         if kind == "linear":  # the matrix product's input as _matmul read it, its fan-out
             x_in = x if x.dim() == 2 else x.flatten(0, -2)
-            b = w.t()
-            entry = self._fanout.get(("matmul", id(w), tuple(b.shape), tuple(b.stride()),
-                                      b.storage_offset()))
+            entry = self._fanout.get(_matmul_key(w, w.t()))
             if entry is None or entry[3][0] or entry[3][2].device.type != "cpu":
                 return  # (a {0, 1} weight makes every product a select: the full path)
             fan_np, xs, lead, per_channel = entry[3][2].numpy(), tuple(x_in.shape), 1, True
@@ -900,7 +912,7 @@ class OpCounter(TorchDispatchMode):
         if work is not None:
             # a real-valued input (expected not {0, 1}): its nonzero indicator, which it
             # equals exactly when it holds only 0 and 1 (an elementwise comparison: -0 equals
-            # 0, NaN nothing; it stops at the first difference); the indicator is counted
+            # 0, NaN nothing); the indicator is counted
             mask = torch.ne(x, 0, out=work)
             binary = torch.equal(x, mask)
             active = rules.active_counts(x if binary else mask, groups, True, None,
@@ -1183,10 +1195,7 @@ class OpCounter(TorchDispatchMode):
         ptrs = self._param_ptrs = {}
         key = []
         current = state.current
-        if current.counter is not None and current.counter._thread != self._thread:
-            raise RuntimeError(
-                f"{type(self.model).__name__} is being counted in another thread: count one "
-                "model in one thread at a time (profile a copy.deepcopy of it instead)")
+        current.check_thread(self.model)
         kept = state.wrappers if current.counter is None else None
         if kept is not None:
             current.counter = self
@@ -1510,7 +1519,7 @@ class OpCounter(TorchDispatchMode):
         a_bin = rules.is_binary(a)
         param = self._param_ptrs.get(_ptr(b))
         if param is not None:  # a weight: its spike test and fan-out are cached
-            key = ("matmul", id(param), tuple(b.shape), tuple(b.stride()), b.storage_offset())
+            key = _matmul_key(param, b)
 
             def make():
                 b_bin = rules.is_binary(b)

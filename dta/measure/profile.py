@@ -29,7 +29,6 @@ Keys of ``report.totals`` (per sample; energies in uJ, bytes in bytes):
 from __future__ import annotations
 
 import json
-import threading
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -266,11 +265,7 @@ def profile(
         raise ValueError("profile inputs have batch size 0 (shape [T, B, ...] with B = 0): "
                          "counts are per sample, pass at least one sample")
     state = model_state(model)
-    other = state.current.counter
-    if other is not None and other._thread != threading.get_ident():
-        raise RuntimeError(
-            f"{type(model).__name__} is being profiled in another thread: profile one model "
-            "in one thread at a time (profile a copy.deepcopy of it instead)")
+    state.current.check_thread(model)  # (before the model is reset)
     if not state.neuron_ids:
         warnings.warn(
             f"{type(model).__name__} has no spiking neurons: counting MACs of a non-spiking "
@@ -670,12 +665,12 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     layout = _Layout(models, chosen, T)
     z = _totals_vector(state, counts, comps, comp, models, names, chosen, word_bits, layout)
 
-    per_comp = z[:layout.n * n_comp].reshape(layout.n, n_comp)
+    pc = z[:layout.n * n_comp].reshape(layout.n, n_comp)  # feature x component
     offset = layout.n * n_comp
     step = z[offset:offset + len(layout.step_rows) * T].reshape(-1, T)
     spikes_t, neurons_t = z[offset + len(layout.step_rows) * T:].reshape(2, T)
-    total = per_comp.sum(1).tolist()
-    per_comp = per_comp.tolist()
+    total = pc.sum(1).tolist()
+    per_comp = pc.tolist()
 
     totals: dict[str, Any] = {k: total[i] for i, k in enumerate(_SUMMED)}
     totals["firing_rate"] = (totals["spikes"] / totals["neuron_updates"]
@@ -692,7 +687,6 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
     # every model's compute and memory energy per component (uJ), its total and shares
-    pc = z[:layout.n * n_comp].reshape(layout.n, n_comp)
     compute_c = pc[layout.compute_rows] / 1e6  # [models, components]
     memory_c = np.zeros_like(compute_c)
     memory_c[layout.memory_models] = pc[layout.memory_rows] / 1e6

@@ -214,6 +214,56 @@ def test_dta_attention_energy_is_split_out():
     assert attn["mac"] > attn["ac"]
 
 
+@pytest.mark.parametrize("energy_model,neuron", [("horowitz45-fp32", "lif"),
+                                                  ("step45-fp32", "lif"),
+                                                  ("lemaire2022", "relu")])
+def test_the_totals_agree_with_the_tables(energy_model, neuron):
+    """Every energy, share and rate of ``totals`` (summed from the linear map of the counts)
+    is what the report's tables (priced row by row) give; the ANN has no firing."""
+    torch.manual_seed(0)
+    T = 1 if neuron == "relu" else 4
+    net = create_model("ms_resnet18", attention="dta" if neuron == "lif" else "none", T=T,
+                       num_classes=10, in_channels=1, width=8, neuron=neuron)
+    r = profile(net, repeat_static(torch.rand(3, 1, 8, 8) * 3, T), energy_model=energy_model)
+    t = r.totals
+    frame = r.energy(energy_model)
+    memory = not get_energy_model(energy_model).compute_only
+    per_comp = frame.groupby("component")["energy_pj"].sum() / 1e6
+    for c, v in t["energy_uj_by_component"].items():
+        assert v == pytest.approx(per_comp.get(c, 0.0), rel=1e-12, abs=1e-15)
+    compute = frame.groupby("component")["compute_pj"].sum() / 1e6
+    for c, v in t["compute_uj_by_component"].items():
+        assert v == pytest.approx(compute.get(c, 0.0), rel=1e-12, abs=1e-15)
+    per_t = frame.groupby("t")[["compute_pj", "energy_pj"]].sum() / 1e6
+    assert t["compute_uj_per_step"] == pytest.approx(per_t["compute_pj"].tolist(), rel=1e-12)
+    assert t["energy_uj_per_step"] == pytest.approx(per_t["energy_pj"].tolist(), rel=1e-12)
+    if memory:
+        mem_t = frame.groupby("t")["memory_pj"].sum() / 1e6
+        assert t["memory_uj_per_step"] == pytest.approx(mem_t.tolist(), rel=1e-12)
+        assert t["memory_share"] == pytest.approx(t["memory_uj"] / t["energy_uj"], rel=1e-12)
+        assert t["memory_uj_by_component"] is not None
+    else:
+        assert t["memory_uj_per_step"] is None and t["memory_uj"] is None
+        assert t["memory_uj_by_component"] is None and t["memory_share"] is None
+    assert t["energy_uj"] == pytest.approx(frame["energy_pj"].sum() / 1e6, rel=1e-12)
+    assert t["attention_share"] == pytest.approx(
+        t["energy_uj_by_component"]["attention"] / t["energy_uj"], rel=1e-12, abs=1e-15)
+    assert t["energy_uj_by_model"][energy_model] == t["energy_uj"]
+    assert t["compute_only_models"] == [n for n in list_energy_models()
+                                        if get_energy_model(n).compute_only]
+    firing = r.firing
+    if neuron == "lif":
+        by_t = firing.groupby("t")[["spikes", "neurons"]].sum()
+        assert t["firing_rate_per_step"] == pytest.approx(
+            (by_t["spikes"] / by_t["neurons"]).tolist(), rel=1e-12)
+        assert t["firing_rate"] == pytest.approx(t["spikes"] / t["neuron_updates"])
+    else:
+        assert firing.empty and t["firing_rate_per_step"] == [0.0] * T
+        assert t["firing_rate"] == 0.0 and t["sparsity"] == 1.0
+    assert t["bytes"] == pytest.approx(sum(t["bytes_by_kind"].values()), rel=1e-12)
+    assert t["bytes"] == pytest.approx(sum(t["bytes_by_component"].values()), rel=1e-12)
+
+
 def test_energy_models_cite_sources():
     for name in list_energy_models():
         em = get_energy_model(name)

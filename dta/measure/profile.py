@@ -29,6 +29,7 @@ Keys of ``report.totals`` (per sample; energies in uJ, bytes in bytes):
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -531,6 +532,18 @@ class _Layout:
         self.neuron_rows = [_SUMMED.index("spikes"), _SUMMED.index("neuron_updates")]
 
 
+def _layout(state, models: list, chosen: int, T: int) -> _Layout:
+    """The :class:`_Layout` of these models (what it depends on: which are compute-only),
+    kept with the model between calls."""
+    key = (tuple(m.compute_only for m in models), chosen, T)
+    cached = state.derived.get("layout") if state is not None else None
+    if cached is None or cached[0] != key:
+        cached = (key, _Layout(models, chosen, T))
+        if state is not None:
+            state.derived["layout"] = cached
+    return cached[1]
+
+
 def _features(rows, models: list, word_bits: int) -> np.ndarray:
     """``[F, R]``: per row, the summed count columns, the canonical bytes by kind and every
     model's compute pJ (memory pJ and bytes), in :class:`_Layout`'s order."""
@@ -662,15 +675,18 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     names = list_energy_models()
     models = [get_energy_model(n).for_network(has_neurons) for n in names]
     chosen = names.index(energy_model)
-    layout = _Layout(models, chosen, T)
+    layout = _layout(state, models, chosen, T)
     z = _totals_vector(state, counts, comps, comp, models, names, chosen, word_bits, layout)
 
-    pc = z[:layout.n * n_comp].reshape(layout.n, n_comp)  # feature x component
+    # The totals from one host list (a few hundred floats: Python arithmetic on them costs
+    # less than the numpy calls it replaces); sums run in the components' order.
+    zl = z.tolist()
+    per_comp = [zl[f * n_comp:(f + 1) * n_comp] for f in range(layout.n)]  # feature x component
+    total = [sum(row) for row in per_comp]
     offset = layout.n * n_comp
-    step = z[offset:offset + len(layout.step_rows) * T].reshape(-1, T)
-    spikes_t, neurons_t = z[offset + len(layout.step_rows) * T:].reshape(2, T)
-    total = pc.sum(1).tolist()
-    per_comp = pc.tolist()
+    step = [zl[offset + r * T:offset + (r + 1) * T] for r in range(len(layout.step_rows))]
+    offset += len(layout.step_rows) * T
+    spikes_t, neurons_t = zl[offset:offset + T], zl[offset + T:offset + 2 * T]
 
     totals: dict[str, Any] = {k: total[i] for i, k in enumerate(_SUMMED)}
     totals["firing_rate"] = (totals["spikes"] / totals["neuron_updates"]
@@ -687,16 +703,15 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     totals["bytes_by_component"] = {c: totals["by_component"][c]["bytes"] for c in COMPONENTS}
 
     # every model's compute and memory energy per component (uJ), its total and shares
-    compute_c = pc[layout.compute_rows] / 1e6  # [models, components]
-    memory_c = np.zeros_like(compute_c)
-    memory_c[layout.memory_models] = pc[layout.memory_rows] / 1e6
-    by = compute_c + memory_c
-    energy = by.sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(energy != 0, by[:, _ATTENTION] / energy, 0.0)
-    energy, compute, memory, share = (energy.tolist(), compute_c.sum(1).tolist(),
-                                      memory_c.sum(1).tolist(), share.tolist())
-    compute_c, memory_c, by = compute_c.tolist(), memory_c.tolist(), by.tolist()
+    zero = [0.0] * n_comp
+    compute_c = [[v / 1e6 for v in per_comp[f]] for f, _, _ in layout.model]
+    memory_c = [zero if f is None else [v / 1e6 for v in per_comp[f]]
+                for _, f, _ in layout.model]
+    by = [[c + m for c, m in zip(cs, ms)] for cs, ms in zip(compute_c, memory_c)]
+    energy = [sum(row) for row in by]
+    share = [row[_ATTENTION] / e if e != 0 else 0.0 for row, e in zip(by, energy)]
+    compute = [sum(row) for row in compute_c]
+    memory = [sum(row) for row in memory_c]
     priced = [f_memory is not None for _, f_memory, _ in layout.model]
     k = chosen
     totals["energy_model"] = energy_model
@@ -716,15 +731,16 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
                                 for n, (_, _, f) in zip(names, layout.model)}
     totals["attention_share_by_model"] = dict(zip(names, share))
     totals["compute_only_models"] = [n for n, p in zip(names, priced) if not p]
-    totals["compute_uj_per_step"] = (step[0] / 1e6).tolist()
-    totals["memory_uj_per_step"] = None if len(step) < 2 else (step[1] / 1e6).tolist()
+    totals["compute_uj_per_step"] = [v / 1e6 for v in step[0]]
+    totals["memory_uj_per_step"] = None if len(step) < 2 else [v / 1e6 for v in step[1]]
     totals["energy_uj_per_step"] = [
         c + (m if totals["memory_uj_per_step"] is not None else 0.0)
         for c, m in zip(totals["compute_uj_per_step"],
                         totals["memory_uj_per_step"] or [0.0] * T)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate_t = spikes_t / neurons_t
-    totals["firing_rate_per_step"] = np.where(np.isfinite(rate_t), rate_t, 0.0).tolist()
+    # (a step without neuron updates, or a non-finite rate, reads 0)
+    totals["firing_rate_per_step"] = [
+        r if math.isfinite(r) else 0.0
+        for r in (s / n if n else 0.0 for s, n in zip(spikes_t, neurons_t))]
 
     meta = {"T": counts.T, "B": counts.B, "energy_model": energy_model, "fold_bn": fold_bn,
             "single_step": counts.single_step, "components": {k: list(v) for k, v in comps.items()},

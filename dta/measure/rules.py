@@ -69,14 +69,15 @@ def nonzero(x: torch.Tensor, binary: bool) -> torch.Tensor:
 def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = None) -> bool:
     """Every element of ``x`` is 0 or 1 (spikingjelly's spike-tensor rule), exactly.
 
-    ``sum(|x - x*x|) == 0``: ``fl(x*x) == x`` only at 0 and 1 (below 1 the square
-    is smaller, above 1 larger, negative numbers square to positives, tiny ones
-    underflow), the difference of two different floats is never rounded to 0
-    and a sum of non-negative terms cannot cancel (NaN and inf make it non-zero).
-    One pass over ``x`` and one host synchronisation (the answer picks the
-    cheaper counting path). ``head=False`` skips the look at a sample of the elements first (for
-    tensors expected to hold spikes); ``work``: a tensor shaped like ``x`` of
-    its dtype to write ``x - x*x`` into (instead of a new one).
+    ``x*x == x`` element for element, then ``max(x) <= 1``: ``fl(x*x) == x`` only at 0,
+    1 and +inf (-0 too; below 1 the square is smaller, above 1 larger, negative numbers
+    square to positives, tiny ones underflow, and NaN equals nothing). ``torch.equal``
+    compares values and stops at the first element that differs (a real-valued tensor
+    is settled near its start, 0.5 us on a 1 MB one against 112 us for a full pass, on
+    this project's CPU); a spike tensor takes a pass to square, one to compare and one
+    for the maximum. ``head=False`` skips the look at a sample of the elements first (for tensors
+    expected to hold spikes); ``work``: a tensor shaped like ``x`` of its dtype to write
+    the square into (instead of a new one).
     """
     if x.dtype == torch.bool:
         return True
@@ -87,18 +88,17 @@ def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = No
     if head and n > 4 * _HEAD and xf.device.type == "cpu" and xf.is_contiguous():
         # A real-valued tensor almost always shows a non-{0, 1} value among ~1000 elements
         # taken across it (not only the first ones: a region may be all zeros): that settles
-        # it without a pass over the whole tensor. The sample is _CHUNKS runs of contiguous
+        # it without squaring the whole tensor. The sample is _CHUNKS runs of contiguous
         # elements spread over the tensor (one strided view).
         sample = xf.as_strided((_CHUNKS, _HEAD // _CHUNKS), (n // _CHUNKS, 1),
                                xf.storage_offset())
-        # x*x == x only at 0 and 1 (-0 too); NaN compares unequal
         if not torch.equal(sample * sample, sample):
             return False
     if work is not None and xf is x:
-        d = torch.addcmul(xf, xf, xf, value=-1, out=work)
+        square = torch.mul(xf, xf, out=work)
     else:
-        d = torch.addcmul(xf, xf, xf, value=-1)
-    return d.abs_().sum().item() == 0
+        square = xf * xf
+    return torch.equal(square, xf) and bool(xf.amax() <= 1)
 
 
 _HEAD = 1024

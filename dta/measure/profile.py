@@ -525,9 +525,6 @@ class _Layout:
             f += 1 if m.compute_only else 3
         self.n = f
         self.T = T
-        self.compute_rows = [c for c, _, _ in self.model]
-        self.memory_models = [i for i, (_, m, _) in enumerate(self.model) if m is not None]
-        self.memory_rows = [m for _, m, _ in self.model if m is not None]
         self.step_rows = [r for r in self.model[chosen][:2] if r is not None]
         self.neuron_rows = [_SUMMED.index("spikes"), _SUMMED.index("neuron_updates")]
 
@@ -678,8 +675,8 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     layout = _layout(state, models, chosen, T)
     z = _totals_vector(state, counts, comps, comp, models, names, chosen, word_bits, layout)
 
-    # The totals from one host list (a few hundred floats: Python arithmetic on them costs
-    # less than the numpy calls it replaces); sums run in the components' order.
+    # the totals from the vector as one host list (a few hundred floats); sums run in the
+    # components' order
     zl = z.tolist()
     per_comp = [zl[f * n_comp:(f + 1) * n_comp] for f in range(layout.n)]  # feature x component
     total = [sum(row) for row in per_comp]
@@ -734,9 +731,8 @@ def build_report(model: nn.Module, counts: CountResult, *, energy_model: str, fo
     totals["compute_uj_per_step"] = [v / 1e6 for v in step[0]]
     totals["memory_uj_per_step"] = None if len(step) < 2 else [v / 1e6 for v in step[1]]
     totals["energy_uj_per_step"] = [
-        c + (m if totals["memory_uj_per_step"] is not None else 0.0)
-        for c, m in zip(totals["compute_uj_per_step"],
-                        totals["memory_uj_per_step"] or [0.0] * T)]
+        c + m for c, m in zip(totals["compute_uj_per_step"],
+                              totals["memory_uj_per_step"] or [0.0] * T)]
     # (a step without neuron updates, or a non-finite rate, reads 0)
     totals["firing_rate_per_step"] = [
         r if math.isfinite(r) else 0.0

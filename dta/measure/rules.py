@@ -69,15 +69,13 @@ def nonzero(x: torch.Tensor, binary: bool) -> torch.Tensor:
 def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = None) -> bool:
     """Every element of ``x`` is 0 or 1 (spikingjelly's spike-tensor rule), exactly.
 
-    ``x*x == x`` element for element, then ``max(x) <= 1``: ``fl(x*x) == x`` only at 0,
-    1 and +inf (-0 too; below 1 the square is smaller, above 1 larger, negative numbers
-    square to positives, tiny ones underflow, and NaN equals nothing). ``torch.equal``
-    compares values and stops at the first element that differs (a real-valued tensor
-    is settled near its start, 0.5 us on a 1 MB one against 112 us for a full pass, on
-    this project's CPU); a spike tensor takes a pass to square, one to compare and one
-    for the maximum. ``head=False`` skips the look at a sample of the elements first (for tensors
-    expected to hold spikes); ``work``: a tensor shaped like ``x`` of its dtype to write
-    the square into (instead of a new one).
+    ``x*x == x`` element for element (``torch.equal``, which compares values: -0 equals
+    0, NaN equals nothing), then ``max(x) <= 1``: ``fl(x*x) == x`` only at 0, 1 and +inf
+    (below 1 the square is smaller, above 1 larger, negative numbers square to
+    positives, tiny ones underflow). No host transfer of a sum. ``head=False`` skips the
+    look at a sample of the elements first (for tensors expected to hold spikes);
+    ``work``: a tensor shaped like ``x`` of its dtype to write the square into (instead
+    of a new one).
     """
     if x.dtype == torch.bool:
         return True

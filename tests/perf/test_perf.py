@@ -129,7 +129,7 @@ def design_floor_forward(net, x):
     depth = [0]
 
     def wrap(m):
-        call = type(m).forward.__get__(m)
+        call = m.__dict__.get("forward") or type(m).forward.__get__(m)
         if id(m) not in state.roles:
             return lambda *a, **k: call(*a, **k)
 
@@ -146,15 +146,18 @@ def design_floor_forward(net, x):
                     measure_counter._push_mode(mode)
         return forward
 
-    modules = [net, *state.modules.values()]
-    for m in modules:
+    installed = [(m, m.__dict__.get("forward")) for m in (net, *state.modules.values())]
+    for m, _ in installed:
         m.__dict__["forward"] = wrap(m)
     try:
         with torch.no_grad(), mode:
             out = net(x)
     finally:
-        for m in modules:
-            m.__dict__.pop("forward", None)
+        for m, own in installed:  # (an instance forward of the module's own is put back)
+            if own is None:
+                del m.__dict__["forward"]
+            else:
+                m.__dict__["forward"] = own
     functional.reset_net(net)
     return out
 

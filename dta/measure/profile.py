@@ -533,11 +533,9 @@ def _layout(state, models: list, chosen: int, T: int) -> _Layout:
     """The :class:`_Layout` of these models (what it depends on: which are compute-only),
     kept with the model between calls."""
     key = (tuple(m.compute_only for m in models), chosen, T)
-    cached = state.derived.get("layout") if state is not None else None
+    cached = state.derived.get("layout")
     if cached is None or cached[0] != key:
-        cached = (key, _Layout(models, chosen, T))
-        if state is not None:
-            state.derived["layout"] = cached
+        cached = state.derived["layout"] = (key, _Layout(models, chosen, T))
     return cached[1]
 
 

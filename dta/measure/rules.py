@@ -72,7 +72,8 @@ def is_binary(x: torch.Tensor, head: bool = True, work: torch.Tensor | None = No
     ``x*x == x`` element for element (``torch.equal``, which compares values: -0 equals
     0, NaN equals nothing), then ``max(x) <= 1``: ``fl(x*x) == x`` only at 0, 1 and +inf
     (below 1 the square is smaller, above 1 larger, negative numbers square to
-    positives, tiny ones underflow). No host transfer of a sum. ``head=False`` skips the
+    positives, tiny ones underflow). Two answers are read on the host (the comparison's
+    and the max's), no sum. ``head=False`` skips the
     look at a sample of the elements first (for tensors expected to hold spikes);
     ``work``: a tensor shaped like ``x`` of its dtype to write the square into (instead
     of a new one).

@@ -257,6 +257,7 @@ class Forward:
         forward's, so a commit that slows it shows up here (``make perf`` times the ratio)."""
         profile(self.model, self.x)
 
+    time_profile.version = "1"
     time_profile.number = 1
     time_profile.repeat = (10, 50, 1.0)
     time_profile.warmup_time = 0.3

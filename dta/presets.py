@@ -16,11 +16,10 @@ Released recipes (https://github.com/MnJnKIM/DTA-SNN, README and main.py):
 * ``imagenet``: lr 0.1, weight decay 1e-5, 200 epochs, batch 128, T=6, ms_resnet34.
 
 Small presets train an ms_resnet18 at T=4 with batch 64 on a 2-core CPU:
-``digits`` width 16 for 4 epochs (18-28 s per method in one thread, process
-start included, 96-98 % test accuracy, seed 0: ``dta train --threads 1`` for each
-method on the 2-core reference machine while other jobs shared it; ``dta bench``
-runs two such runs at once), ``dvs-digits`` width 8 for 5 epochs (about 40 s,
-91 % for ``dta``).
+``digits`` width 16 for 4 epochs (11-12 s of training per SNN run, 97-99 % test
+accuracy, in the records of ``dta bench``, which runs two runs at once; ``dta train
+--attention dta`` alone: 12 s, process start included), ``dvs-digits`` width 8 for 5
+epochs (14 s, 95 % for ``dta``, seed 0). Measured on the 2-core reference machine.
 """
 
 from __future__ import annotations

@@ -173,6 +173,24 @@ def test_commit_page_has_an_anchor_per_linked_commit(tmp_path):
     assert "<script" not in page
 
 
+def test_every_benchmark_has_a_pinned_version():
+    """A benchmark without ``.version`` is keyed by a hash of its source: any refactor of it
+    would start its history anew (the module docstring and README promise pinned versions)."""
+    import inspect
+
+    found, unpinned = [], []
+    for cls_name, cls in inspect.getmembers(benchmarks, inspect.isclass):
+        if cls.__module__ != benchmarks.__name__:
+            continue
+        for name, fn in vars(cls).items():
+            if callable(fn) and name.startswith(("time_", "track_", "peakmem_", "mem_")):
+                found.append(f"{cls_name}.{name}")
+                if not isinstance(getattr(fn, "version", None), str):
+                    unpinned.append(f"{cls_name}.{name}")
+    assert len(found) >= 10, found  # the suite's benchmarks were found
+    assert unpinned == [], f"benchmarks without a pinned .version: {unpinned}"
+
+
 def test_asv_conf_pins_what_pyproject_pins():
     from asv.util import load_json
 

@@ -940,3 +940,89 @@ def test_count_rows_come_from_finalize_only():
     with pytest.raises(ValueError, match="finalize"):
         CountResult(T=2, B=1, row_event=np.zeros(2, dtype=np.int64),
                     row_t=np.arange(2)).rows
+
+
+class _FunctionZoo(nn.Module):
+    """Every kind of call the counter's front counts itself (sums and products with tensors
+    and numbers, in place too, sigmoid, GELU, ReLU, means, views and basic indexing) next
+    to calls it leaves to the dispatch mode (in-place product, keyword arguments, advanced
+    indexing, a mean with keepdim, division, softmax), on spikes and on real tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = Seq(nn.Conv2d(1, 4, 3, padding=1))
+        self.lif = faithful_lif()
+        self.scale = nn.Parameter(torch.tensor(0.5))
+        self.act = nn.GELU()
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        s = self.lif(self.conv(x))  # [T, B, 4, 8, 8] spikes
+        t = s.transpose(0, 1).reshape(s.shape[1], -1)  # views of the spikes (pending)
+        y = self.conv(x)  # real
+        a = torch.sigmoid(y) * s + 1.0  # product with spikes, sum with a number
+        a = 2.0 * a + y  # reflected product, sum of tensors
+        a += s  # in place
+        b = self.act(y.mean(dim=(3, 4)))[..., None, None]  # mean (keyword dim), GELU, index
+        c = self.relu(y.mean(1)).unsqueeze(2) * self.scale  # mean (positional), ReLU, param
+        d = torch.add(a, b, alpha=2)  # keyword argument: operator path
+        d.mul_(0.5)  # in-place product: operator path
+        e = y[:, :, [0, 1]].mean(2, keepdim=True)  # advanced index, keepdim: operator path
+        f = torch.softmax(y.flatten(2), -1) / 3  # no front rule: operator path
+        return d.sum() + e.sum() + f.sum() + c.sum() + t.float().sum() + torch.mul(a, a).sum()
+
+
+@pytest.mark.parametrize("build", [lambda: (_FunctionZoo(), torch.rand(3, 2, 1, 8, 8) * 3),
+                                   _ms_resnet18("dta"), _ms_resnet18("gac"), _sj_resnet18],
+                         ids=["function-zoo", "ms18-dta", "ms18-gac", "spiking_resnet18"])
+def test_the_function_front_counts_as_the_dispatch_mode(monkeypatch, build):
+    """The torch-function front gives the records the dispatch mode alone gives: every
+    table, the totals and the unsupported list."""
+    from dta.measure import counter
+
+    torch.manual_seed(0)
+    net, x = build()
+    seen = []
+    original = counter.OpCounter._front_count
+    monkeypatch.setattr(counter.OpCounter, "_front_count",
+                        lambda self, func, *a: seen.append(func) or original(self, func, *a))
+    profile(net, x)
+    front = profile(net, x)
+    assert seen  # the front counted calls itself
+    monkeypatch.setattr(counter, "_top_front", None)  # (as on a torch without the front)
+    alone = profile(_copy_of(net), x)
+    assert alone.traffic.equals(front.traffic) and alone.ops.equals(front.ops)
+    assert alone.firing.equals(front.firing) and alone.to_dict() == front.to_dict()
+
+
+def test_the_front_leaves_the_mode_stacks_as_it_found_them():
+    """After a call, also one that raised, no mode of the counter's is left on either stack;
+    a torch-function mode of the caller's still sees the model's calls."""
+    from torch.overrides import TorchFunctionMode
+
+    class Seen(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    net, x = _FunctionZoo(), torch.rand(3, 2, 1, 8, 8) * 3
+    depth = (torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack())
+    expected = profile(net, x)
+    with Seen() as outer:
+        r = profile(net, x)
+    assert outer.calls > 0 and r.to_dict() == expected.to_dict()
+    assert (torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()) == depth
+
+    class Raises(nn.Module):
+        def forward(self, x):
+            y = x * 2
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        profile(Raises(), x)
+    assert (torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()) == depth
+    assert profile(net, x).to_dict() == expected.to_dict()

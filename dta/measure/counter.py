@@ -29,13 +29,22 @@ measured without it.
 Leaf layers. A convolution, linear, max-pool or eval-mode BatchNorm module
 (``torch.nn`` or spikingjelly's step-mode wrappers, unmodified) is counted
 from handlers around its forward (the counter wraps every module's forward for
-the call, see ``OpCounter._install``) with the dispatch mode stepped out while it runs: the
+the call, see ``OpCounter._install``) with the counter's modes stepped out while it runs: the
 counts come from the same rule code, called with the arguments its single
 ATen operator receives, so the numbers are those of the operator-level path.
 Which operator that is (its name in reports) is learned from the first call
 of each configuration, which goes through the dispatcher and must produce
 exactly that one counted operator; any other configuration, and any instance
 with hooks or a forward of its own, keeps the operator-level path.
+
+The front. The model's own code (everything outside neurons and those leaf layers) runs
+under a torch-function mode, ``_Front``, which intercepts a call at less cost than a
+dispatch mode. The calls it can map onto exactly one ATen operator with the same arguments
+(sums and products with tensors or numbers, in place for sums, sigmoid, GELU, ReLU, a
+mean over given dims) it counts itself, by that operator's rule; views and metadata
+reads pass; every other call runs with the dispatch mode pushed and is counted operator
+by operator. The records are those of the dispatch mode alone (a test compares them).
+Where torch lacks the function-mode stack's C functions, the dispatch mode is used alone.
 
 Time steps. The input is ``[T, B, ...]``. A synaptic op whose input has
 ``T*B`` rows (spikingjelly's multi-step layers flatten ``[T, B]``) is split
@@ -69,6 +78,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils import _python_dispatch as python_dispatch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import rules
@@ -594,6 +604,19 @@ else:  # pragma: no cover - older torch
     _push_mode = python_dispatch._push_mode
 _ZEROS = {1: (0,), 2: (0, 0), 3: (0, 0, 0)}
 
+# The torch-function-mode stack: the counter's front (_Front) sits there while the model's
+# own code runs; None where torch lacks the C functions (the dispatch mode is used alone).
+if all(hasattr(torch._C, n) for n in ("_pop_torch_function_stack", "_push_on_torch_function_stack",
+                                       "_len_torch_function_stack", "_get_function_stack_at")):
+    def _top_front():
+        n = torch._C._len_torch_function_stack()
+        return torch._C._get_function_stack_at(n - 1) if n else None
+
+    _pop_front = torch._C._pop_torch_function_stack
+    _push_front = torch._C._push_on_torch_function_stack
+else:  # pragma: no cover - older torch
+    _top_front = _pop_front = _push_front = None
+
 
 # The rule each ATen operator is counted by, looked up once per operator overload (a set
 # membership test of an overload packet hashes it in Python; an overload hashes in C).
@@ -616,6 +639,108 @@ def _classify(func) -> tuple:
     else:
         code = _K_UNSUPPORTED
     return code, packet.__name__, packet in rules.VIEW_OPS
+
+
+# ---------------------------------------------------------------------------------------------
+# The front: torch functions the model's own code calls, seen before the dispatcher
+
+# (A torch-function mode intercepts a call at less cost than a dispatch mode; functions
+# that run exactly one ATen operator, with the arguments they were given, are counted here
+# by that operator's rule; every other function runs under the dispatch mode and is
+# counted there, operator by operator.)
+_FRONT: dict | None = None  # torch function -> (shape, ATen overload, its rule) or None
+_META = object()  # reads a tensor's metadata: no operator
+_VIEW = object()  # re-views its input, or copies it (never writes to it): not counted
+_BINARY = object()  # f(tensor, tensor or number), no keyword arguments
+_UNARY = object()  # f(tensor)
+_MEAN = object()  # Tensor.mean(dim) / mean(dim=...)
+
+
+def _front_table() -> dict:
+    global _FRONT
+    if _FRONT is None:
+        import torch.nn.functional as F
+
+        t = torch.Tensor
+        table: dict = {}
+        for f in (t.dim, t.size, t.numel, t.stride, t.is_contiguous, t.is_floating_point,
+                  t.data_ptr, t.element_size, t.storage_offset, t.shape.__get__,
+                  t.dtype.__get__, t.device.__get__, t.ndim.__get__, t.is_cuda.__get__,
+                  t.requires_grad.__get__, t.is_sparse.__get__, t.layout.__get__):
+            table[f] = (_META, None, None)
+        for f in (t.transpose, torch.transpose, t.unsqueeze, torch.unsqueeze, t.permute,
+                  torch.permute, t.view, t.flatten, torch.flatten, t.unflatten, t.reshape,
+                  torch.reshape):
+            table[f] = (_VIEW, None, None)
+        for fs, op in (((t.__add__, t.__radd__, t.add, torch.add), aten.add.Tensor),
+                       ((t.__iadd__, t.add_), aten.add_.Tensor),
+                       ((t.__mul__, t.__rmul__, t.mul, torch.mul), aten.mul.Tensor)):
+            for f in fs:
+                table[f] = (_BINARY, op, _classify(op))
+        for fs, op in (((t.sigmoid, torch.sigmoid), aten.sigmoid.default),
+                       ((F.gelu,), aten.gelu.default), ((F.relu,), aten.relu.default)):
+            for f in fs:
+                table[f] = (_UNARY, op, _classify(op))
+        table[t.mean] = (_MEAN, aten.mean.dim, _classify(aten.mean.dim))
+        _FRONT = table
+    return _FRONT
+
+
+def _basic_index(index) -> bool:
+    """An index ``Tensor.__getitem__`` serves with views only (ints, slices, None, ...)."""
+    if type(index) is tuple:
+        return all(i is None or i is Ellipsis or type(i) in (int, slice) for i in index)
+    return index is None or index is Ellipsis or type(index) in (int, slice)
+
+
+class _Front(TorchFunctionMode):
+    """The counter's torch-function mode: on while the model's own code runs (stepped out,
+    like the dispatch mode before it, around neurons and the leaf layers counted from
+    hooks). A function in :func:`_front_table` whose call maps onto one ATen operator with
+    the same arguments is counted by that operator's rule here; anything else runs under
+    the counter's dispatch mode, pushed for the call, and is counted operator by operator,
+    as before. Both give the same records (``tests/test_measure_counts.py``)."""
+
+    def __init__(self, counter: "OpCounter"):
+        super().__init__()
+        self.counter = counter
+        self.table = _front_table()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        entry = self.table.get(func)
+        counter = self.counter
+        if entry is not None:
+            shape = entry[0]
+            if shape is _META or counter._opaque:
+                return func(*args, **kwargs) if kwargs else func(*args)
+            if shape is _VIEW:
+                if not kwargs:
+                    return func(*args)
+            elif shape is _BINARY:
+                if not kwargs and len(args) == 2 and isinstance(args[0], torch.Tensor):
+                    return counter._front_count(func, entry, args, args, None)
+            elif shape is _UNARY:
+                if len(args) == 1 and isinstance(args[0], torch.Tensor) and (
+                        not kwargs or kwargs in ({"approximate": "none"}, {"inplace": False})):
+                    return counter._front_count(func, entry, args, args, kwargs)
+            else:  # _MEAN: over the given dims, no dtype, no keepdim
+                dim = kwargs.get("dim") if kwargs and len(kwargs) == 1 else (
+                    args[1] if len(args) == 2 and not kwargs else None)
+                x = args[0]
+                if (dim is not None and len(args) <= 2 and type(dim) in (int, tuple, list)
+                        and isinstance(x, torch.Tensor) and x.is_floating_point()):
+                    dims = [dim] if type(dim) is int else list(dim)
+                    return counter._front_count(func, entry, (x, dims), args, kwargs)
+        elif func is torch.Tensor.__getitem__ and not kwargs and _basic_index(args[1]):
+            return func(*args)
+        elif counter._opaque:
+            return func(*args, **kwargs) if kwargs else func(*args)
+        # the operator-level path
+        _push_mode(counter)
+        try:
+            return func(*args, **kwargs) if kwargs else func(*args)
+        finally:
+            _pop_mode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,6 +785,7 @@ class OpCounter(TorchDispatchMode):
         self._stack: list[str] = []
         self._opaque = 0  # depth inside neuron modules and leaf layers counted from hooks
         self._suspended = False  # this mode is popped while a neuron or such a layer runs
+        self._front: _Front | None = None  # the torch-function mode of this call (__enter__)
         self._frames: list = []  # per open fast/learning module call
         self._synaptic_storage: dict[int, bool] = {}  # output storage -> the op had a bias
         # storage pointer -> (weak reference to the storage, SPIKE or ACT): operands already
@@ -743,11 +869,18 @@ class OpCounter(TorchDispatchMode):
 
     # -- module scopes ---------------------------------------------------------------------------
     def _step_out(self) -> None:
-        # Step out of the dispatch mode while an opaque module runs, so its internal ops pay no
-        # interception cost (a neuron's are its update; a leaf layer's are counted from hooks).
-        if self._opaque == 1 and _top_mode() is self:
-            _pop_mode()
-            self._suspended = True
+        # Step out of the mode that intercepts the model's code (the front, else the dispatch
+        # mode) while an opaque module runs, so its internal ops pay no interception cost (a
+        # neuron's are its update; a leaf layer's are counted from hooks).
+        if self._opaque == 1:
+            front = self._front
+            if front is not None:
+                if _top_front() is front:
+                    _pop_front()
+                    self._suspended = True
+            elif _top_mode() is self:
+                _pop_mode()
+                self._suspended = True
 
     def _pre_hook(self, module, args):
         """A neuron or leaf layer starts (called by its wrapper, see :meth:`_install`)."""
@@ -760,20 +893,38 @@ class OpCounter(TorchDispatchMode):
             if self._pending is not None:
                 self._settle()
         elif not self._opaque and args and isinstance(args[0], torch.Tensor):
-            plan = self._plans.get(key)
-            if plan is not None and self._plan_fits(plan, key, module.__dict__, args[0]):
-                x = args[0]
-                self._opaque += 1
-                self._step_out()
-                if plan[0] in _SYNAPTIC_PLANS:
-                    pre = self._plan_conv_pre(plan, x)
-                else:
-                    if self._pending is not None:
-                        self._settle()
-                    pre = x
-                self._frames.append((key, "plan", plan, pre))
-                return
-            self._enter_layer(module, key, role, args[0])
+            front = self._front
+            if front is not None and _top_front() is front:
+                # the handlers read tensor metadata: out of the front while they run, and
+                # for the layer too if it is counted from the hooks
+                _pop_front()
+                opaque = self._opaque
+                try:
+                    self._layer_pre(module, key, role, args[0])
+                finally:
+                    if self._opaque > opaque:
+                        self._suspended = True
+                    else:
+                        _push_front(front)
+            else:
+                self._layer_pre(module, key, role, args[0])
+
+    def _layer_pre(self, module, key: int, role, x: torch.Tensor) -> None:
+        """A leaf layer starts (see :meth:`_pre_hook`): from its plan, else
+        :meth:`_enter_layer`."""
+        plan = self._plans.get(key)
+        if plan is not None and self._plan_fits(plan, key, module.__dict__, x):
+            self._opaque += 1
+            self._step_out()
+            if plan[0] in _SYNAPTIC_PLANS:
+                pre = self._plan_conv_pre(plan, x)
+            else:
+                if self._pending is not None:
+                    self._settle()
+                pre = x
+            self._frames.append((key, "plan", plan, pre))
+            return
+        self._enter_layer(module, key, role, x)
 
     def _enter_layer(self, module, key: int, spec: tuple, x: torch.Tensor) -> None:
         """A leaf layer starts: count it from its hooks if its configuration is known to run
@@ -1162,11 +1313,19 @@ class OpCounter(TorchDispatchMode):
                 guard.__enter__()
                 self._outside.append(guard)
         try:
-            return super().__enter__()
+            out = super().__enter__()
         except BaseException:
             self._leave_guards()
             self._uninstall()
             raise
+        # The model's own code runs under the front (a torch-function mode, cheaper per call);
+        # the dispatch mode is pushed only for what the front does not count itself.
+        self._front = None
+        if _top_front is not None and _top_mode() is self:
+            _pop_mode()
+            self._front = _Front(self)
+            _push_front(self._front)
+        return out
 
     def _leave_guards(self) -> None:
         while self._outside:
@@ -1246,11 +1405,20 @@ class OpCounter(TorchDispatchMode):
 
     def _resume(self) -> None:
         if self._suspended:
-            _push_mode(self)
+            if self._front is not None:
+                _push_front(self._front)
+            else:
+                _push_mode(self)
             self._suspended = False
 
     def __exit__(self, exc_type, exc, tb):
         self._resume()  # a neuron that raised never ran its post-hook
+        front = self._front
+        if front is not None:
+            if _top_front() is front:
+                _pop_front()
+            self._front = None
+            _push_mode(self)  # (for the dispatch mode's own exit)
         if self._pending is not None:
             self._settle()
         try:
@@ -1283,6 +1451,20 @@ class OpCounter(TorchDispatchMode):
                 self._count(func, kind, args, kwargs or {}, out)
         else:
             self._count(func, kind, args, kwargs or {}, out)
+        return out
+
+    def _front_count(self, func, entry: tuple, counted: tuple, args, kwargs):
+        """Run ``func`` (called from the front) and count it as its ATen operator
+        ``entry[1]`` on the arguments ``counted``, as :meth:`__torch_dispatch__` would."""
+        _, op, kind = entry
+        if self._pending is not None:  # (never a view or a convolution here)
+            self._settle()
+        out = func(*args, **kwargs) if kwargs else func(*args)
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                self._count(op, kind, counted, {}, out)
+        else:
+            self._count(op, kind, counted, {}, out)
         return out
 
     def _count(self, func, kind: tuple, args, kwargs, out) -> None:

@@ -717,7 +717,8 @@ class _Front(TorchFunctionMode):
                 if not kwargs:
                     return func(*args)
             elif shape is _BINARY:
-                if not kwargs and len(args) == 2 and isinstance(args[0], torch.Tensor):
+                if (not kwargs and len(args) == 2 and isinstance(args[0], torch.Tensor)
+                        and isinstance(args[1], (torch.Tensor, int, float, bool))):
                     return counter._front_count(func, entry, args, args, None)
             elif shape is _UNARY:
                 if len(args) == 1 and isinstance(args[0], torch.Tensor) and (
@@ -1460,6 +1461,8 @@ class OpCounter(TorchDispatchMode):
         if self._pending is not None:  # (never a view or a convolution here)
             self._settle()
         out = func(*args, **kwargs) if kwargs else func(*args)
+        if not isinstance(out, torch.Tensor):  # (NotImplemented: no operator ran)
+            return out
         if torch.is_grad_enabled():
             with torch.no_grad():
                 self._count(op, kind, counted, {}, out)

@@ -107,7 +107,7 @@ def synop_forward(net, x):
 
 class PassThrough(TorchDispatchMode):
     """A dispatch mode that only runs each operator: the floor every dispatch-level counter
-    pays when it intercepts all operators (dta-bench meets the model's code with a cheaper
+    pays when it intercepts all operators (dta-bench meets the model's code with a
     torch-function mode, stepped out around leaf layers and neurons, and dispatches only the
     calls that mode does not count itself)."""
 

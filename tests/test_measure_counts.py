@@ -288,27 +288,32 @@ def test_a_linear_layer_counted_from_its_plan_counts_as_the_full_way():
     assert _counts(r) == _counts(fresh) and r.traffic.equals(fresh.traffic)
 
 
-@pytest.mark.parametrize("kind", ["real", "zeros and ones", "signed zeros"])
-def test_a_real_input_measured_in_the_pre_hook_is_classified_and_counted_as_the_full_way(kind):
+@pytest.mark.parametrize("batch", [3, 40])
+@pytest.mark.parametrize("kind", ["real", "zeros and ones", "signed zeros", "one real value"])
+def test_a_real_input_measured_in_the_pre_hook_is_classified_and_counted_as_the_full_way(
+        kind, batch):
     """A convolution counted from its hooks finds a real-valued input binary by comparing it
     with its nonzero indicator (not through the spike test of the operator-level path):
     the same class and counts as a model never seen (whose first call counts at the
     operator level), for reals, for a real tensor holding only 0 and 1 (its products are
-    ACs) and with -0.0 (a zero; profile() refuses NaN and inf inputs)."""
+    ACs) and with -0.0 (a zero; profile() refuses NaN and inf inputs); one value of 0.5
+    among zeros and ones makes the input real, wherever it lies (small and large inputs)."""
     net = _spiking_block()
     torch.manual_seed(1)
-    x = torch.rand(2, 3, 1, 8, 8) * 4
+    x = torch.rand(2, batch, 1, 8, 8) * 4
     if kind != "real":
         x = (x > 2).float()
     if kind == "signed zeros":
         x[x == 0] = -0.0
+    if kind == "one real value":
+        x.view(-1)[x.numel() // 2 + 7] = 0.5
     for _ in range(3):  # the third call counts the first convolution from its plan
         r = profile(net, x)
     fresh = profile(_copy_of(net), x)
     assert r.traffic.equals(fresh.traffic)
     first = r.traffic[r.traffic["layer"] == "0"]
     assert (first["ac"].sum() > 0) == (kind in ("zeros and ones", "signed zeros"))
-    assert (first["mac"].sum() > 0) == (kind == "real")
+    assert (first["mac"].sum() > 0) == (kind in ("real", "one real value"))
 
 
 def test_a_plan_follows_the_calls_t_and_batch_and_a_removed_bias():

@@ -45,7 +45,7 @@ from dta.measure import neurobench_synops, profile
 from dta.measure.counter import OpCounter
 from dta.models import create_model, repeat_static
 
-from .timing import interleaved_ratios, report
+from .timing import interleaved_ratios, machine, report
 
 T, BATCH = 4, 64
 MAX_PROFILE_RATIO = 1.2  # the target (issue 12): profile() / plain forward, repeated call
@@ -264,11 +264,13 @@ def test_profile_overhead(benchmark, network, one_thread):
         counted_forward_ratio=counting, design_floor_ratio=floor,
         passthrough_dispatch_ratio=passthrough,
         max_profile_ratio=MAX_PROFILE_RATIO, meets_target=ours <= MAX_PROFILE_RATIO,
-        ci_profile_ratio=CI_PROFILE_RATIO, rounds=ROUNDS)
+        ci_profile_ratio=CI_PROFILE_RATIO, rounds=ROUNDS, machine=machine(),
+        profile_added_ms=(ours - 1) * plain_ms)
     verdict = "meets" if ours <= MAX_PROFILE_RATIO else "MISSES"
     report(f"{network}: profile()/plain forward {ours:.3f}x ({verdict} the {MAX_PROFILE_RATIO}x "
           f"target; first call {first:.2f}x), spikingjelly SynOpCounter {synop:.2f}x, NeuroBench "
-          f"SynapticOperations {neurobench:.2f}x; plain forward {plain_ms:.1f} ms, 1 thread; "
+          f"SynapticOperations {neurobench:.2f}x; plain forward {plain_ms:.1f} ms, 1 thread "
+          f"(profile() adds about {(ours - 1) * plain_ms:.1f} ms); "
           f"of profile(): the counted forward {counting:.3f}x (finalize and totals: the rest), "
           f"of which the design's floor (wrappers, function mode stepped out, nothing counted) "
           f"{floor:.3f}x; a pass-through dispatch mode alone {passthrough:.2f}x")

@@ -52,6 +52,33 @@ def interleaved_ratios(base: Callable[[], object], others: dict[str, Callable[[]
     return {name: statistics.median(r) for name, r in ratios.items()}
 
 
+def machine() -> str:
+    """The CPU the ratios were measured on (model name, family/model numbers, cores) with
+    torch's version: the ratios depend on it (a CPU with slower convolutions makes the
+    same fixed overhead a smaller share of the plain forward)."""
+    import os
+    import platform
+
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                elif not line.strip() and fields:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    import torch
+
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 #: lines the checks report, printed at the end of the run by conftest's terminal summary
 #: (pytest captures a passing test's own output)
 SUMMARY: list[str] = []

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test perf profile-ab asv-quick asv-regression asv-publish training-bench gpu-check
+.PHONY: bench test perf keep-perf profile-ab asv-quick asv-regression asv-publish training-bench gpu-check
 
 bench: $(STAMP)  ## train, measure and tabulate every method on the embedded default
 	$(BIN)/dta bench
@@ -16,6 +16,10 @@ test: $(STAMP)  ## the unit tests (pytest-benchmark checks run once as smoke tes
 
 perf: $(STAMP)  ## pytest-benchmark CI performance checks, JSON under .benchmarks/
 	$(BIN)/python -m pytest tests/perf --benchmark-enable --benchmark-json=.benchmarks/perf.json
+
+LABEL ?= make-perf
+keep-perf: $(STAMP)  ## keep the last make perf run: results/perf/<machine>/<commit>-$(LABEL).json
+	$(BIN)/python scripts/keep_perf.py --label $(LABEL)
 
 REV ?= HEAD
 profile-ab: $(STAMP)  ## profile() overhead of this tree against revision REV (default HEAD), one process

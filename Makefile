@@ -17,9 +17,9 @@ test: $(STAMP)  ## the unit tests (pytest-benchmark checks run once as smoke tes
 perf: $(STAMP)  ## pytest-benchmark CI performance checks, JSON under .benchmarks/
 	$(BIN)/python -m pytest tests/perf --benchmark-enable --benchmark-json=.benchmarks/perf.json
 
-LABEL ?= make-perf
-keep-perf: $(STAMP)  ## keep the last make perf run: results/perf/<machine>/<commit>-$(LABEL).json
-	$(BIN)/python scripts/keep_perf.py --label $(LABEL)
+PERF_LABEL ?= make-perf
+keep-perf: $(STAMP)  ## keep the last make perf run: results/perf/<machine>/<commit>-<label>-<time>.json
+	$(BIN)/python scripts/keep_perf.py --label $(PERF_LABEL)
 
 REV ?= HEAD
 profile-ab: $(STAMP)  ## profile() overhead of this tree against revision REV (default HEAD), one process

@@ -5,11 +5,13 @@
 
 ``make perf`` writes pytest-benchmark's JSON to ``.benchmarks/perf.json`` (not tracked,
 overwritten by the next run). This script copies it, whole, to
-``results/perf/<machine>/<commit>-<label>.json`` (atomically), inside an object that
+``results/perf/<machine>/<commit>-<label>-<run's UTC time>.json`` (atomically; an existing
+file is never replaced), inside an object that
 declares its schema (``dta-bench/perf/1``, so ``dta compare`` and ``dta report`` skip it
 as not a result record) and lifts out what the README quotes: the CPU the run measured on,
 the commit (and whether the tree had uncommitted changes), the date, and each check's
-ratios (its ``extra_info``). It prints the ratios of the profiler check.
+ratios (its ``extra_info``). It prints the ratios of the profiler check. To keep the run
+of ``.ci/run`` from its clean clone: ``--src <clone>/.benchmarks/perf.json --label ci``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ class PerfFileError(ValueError):
 
 
 def slug(text: str) -> str:
-    """A folder name from a machine description (its CPU part, before ``, N cores``), lower
-    case, other characters as hyphens: ``AMD EPYC (family 25, model 17), 2 cores, torch
+    """A folder name from a machine description (its CPU part, before ``, N CPUs``), lower
+    case, other characters as hyphens: ``AMD EPYC (family 25, model 17), 2 CPUs, torch
     2.14.1`` -> ``amd-epyc-family-25-model-17``."""
-    cpu = re.split(r", \d+ cores", text)[0]
+    cpu = re.split(r", \d+ (?:cores|CPUs)", text)[0]
     return re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "unknown-machine"
 
 
@@ -59,9 +61,12 @@ def kept(data: dict, label: str) -> dict:
     """The object written: the run's identity and ratios, and the pytest-benchmark JSON."""
     ratios = {b["name"]: b.get("extra_info", {}) for b in data["benchmarks"]}
     machine = next((info["machine"] for info in ratios.values() if "machine" in info), None)
-    if machine is None:  # runs before the checks named the CPU
+    if machine is None:  # runs before the checks named the CPU: the same form from cpuinfo
         cpu = data["machine_info"].get("cpu", {})
-        machine = f"{cpu.get('brand_raw', 'unknown CPU')}, {cpu.get('count', '?')} cores"
+        machine = cpu.get("brand_raw") or "unknown CPU"
+        if "family" in cpu and "model" in cpu:
+            machine += f" (family {cpu['family']}, model {cpu['model']})"
+        machine += f", {cpu.get('count', '?')} CPUs"
     commit = data.get("commit_info") or {}
     return {"schema": SCHEMA, "label": label, "machine": machine,
             "commit": commit.get("id"), "dirty": commit.get("dirty"),
@@ -83,8 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"keep_perf: {err}", file=sys.stderr)
         return 2
     obj = kept(data, args.label)
-    commit = (obj["commit"] or "nocommit")[:7] + ("-dirty" if obj["dirty"] else "")
-    path = Path(args.out) / slug(obj["machine"]) / f"{commit}-{args.label}.json"
+    commit = obj["commit"] if isinstance(obj["commit"], str) else ""
+    # (pytest-benchmark writes 'unversioned' or 'unknown' outside git; its dirty flag is
+    # git describe's, which does not see untracked files)
+    commit = commit[:7] if re.fullmatch(r"[0-9a-f]{7,40}", commit) else "nocommit"
+    commit += "-dirty" if obj["dirty"] else ""
+    when = re.sub(r"[^0-9T]", "", str(obj["datetime"] or ""))[:15] or "undated"
+    path = Path(args.out) / slug(obj["machine"]) / f"{commit}-{args.label}-{when}.json"
+    if path.exists():
+        print(f"keep_perf: {path} exists (this run is kept already); nothing written",
+              file=sys.stderr)
+        return 2
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
     print(f"kept {args.src} as {path}")
     print(f"  machine: {obj['machine']}")

@@ -46,7 +46,7 @@ def perf_json(tmp_path_factory):
 def test_the_summary_names_the_machine(perf_json):
     _, stdout = perf_json
     summary = stdout.split("dta-bench performance ratios")[1]
-    assert "machine: " in summary and " cores, torch " in summary
+    assert "machine: " in summary and " CPUs, torch " in summary
 
 
 def test_a_run_is_kept_under_its_machine_and_commit(perf_json, tmp_path, capsys):
@@ -64,12 +64,29 @@ def test_a_run_is_kept_under_its_machine_and_commit(perf_json, tmp_path, capsys)
     info = kept["ratios"]["test_profile_overhead"]
     assert info["profile_ratio"] == 1.125 and kept["machine"] == info["machine"]
     assert files[0].parent.name == keep.slug(kept["machine"])
-    commit = original["commit_info"].get("id")
-    if commit:
-        assert files[0].name.startswith(commit[:7]) and files[0].name.endswith("-ci.json")
+    commit = original["commit_info"].get("id", "")
+    stamp = "".join(c for c in original["datetime"] if c.isdigit() or c == "T")[:15]
+    assert files[0].name.endswith(f"-ci-{stamp}.json")
+    assert files[0].name.startswith(commit[:7] if commit not in ("", "unknown", "unversioned")
+                                    else "nocommit")
     assert "tiny: profile()/plain forward 1.125x" in capsys.readouterr().out
+    # kept once: a second keep of the same run writes nothing and says so
+    assert keep.main(["--src", str(src), "--out", str(tmp_path), "--label", "ci"]) == 2
+    assert "kept already" in capsys.readouterr().err
+    assert json.loads(files[0].read_text()) == kept
     # not a result record: a results folder holding it still reads, with nothing to report
     assert read_records([tmp_path]) == ([], [])
+
+
+def test_a_run_from_before_the_machine_line_lands_in_the_same_folder(perf_json):
+    src, _ = perf_json
+    keep = _script()
+    data = json.loads(src.read_text())
+    new = keep.kept(data, "x")["machine"]
+    for bench in data["benchmarks"]:
+        bench["extra_info"].pop("machine", None)
+    old = keep.kept(data, "x")["machine"]  # from pytest-benchmark's cpuinfo
+    assert keep.slug(old) == keep.slug(new) or "family" not in new
 
 
 def test_bad_input_is_refused_with_what_to_do(tmp_path, capsys):
@@ -81,5 +98,5 @@ def test_bad_input_is_refused_with_what_to_do(tmp_path, capsys):
     assert keep.main(["--src", str(other), "--out", str(tmp_path)]) == 2
     assert "not a pytest-benchmark JSON" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        keep.main(["--src", str(other), "--label", "../x"])
+        keep.main(["--src", str(other), "--out", str(tmp_path), "--label", "../x"])
     assert not list(tmp_path.rglob("*/*.json"))

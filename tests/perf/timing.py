@@ -53,7 +53,7 @@ def interleaved_ratios(base: Callable[[], object], others: dict[str, Callable[[]
 
 
 def machine() -> str:
-    """The CPU the ratios were measured on (model name, family/model numbers, cores) with
+    """The CPU the ratios were measured on (model name, family/model numbers, logical CPUs) with
     torch's version: the ratios depend on it (a CPU with slower convolutions makes the
     same fixed overhead a smaller share of the plain forward)."""
     import os
@@ -76,7 +76,7 @@ def machine() -> str:
     name = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
     if "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']}, model {fields['model']})"
-    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{name}, {os.cpu_count()} CPUs, torch {torch.__version__}"  # (logical CPUs)
 
 
 #: lines the checks report, printed at the end of the run by conftest's terminal summary

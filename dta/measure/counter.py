@@ -39,8 +39,9 @@ with hooks or a forward of its own, keeps the operator-level path.
 
 The front. The model's own code (everything outside neurons and those leaf layers) runs
 under a torch-function mode, ``_Front``, in place of the dispatch mode (``make profile-ab``
-against the dispatch mode alone: 0.009x less overhead on the perf suite's default network,
-0.004x on spiking_resnet18, same counts). The calls it can map onto exactly one ATen
+against the dispatch mode alone, 300 rounds on the README's earlier 2-core machine: 0.009x
+less overhead on the perf suite's default network, 0.004x on spiking_resnet18, same
+counts). The calls it can map onto exactly one ATen
 operator with the same arguments (sums and products with tensors or numbers, in place for
 sums, sigmoid, GELU, ReLU, a mean over given dims) it counts itself, by that operator's rule; views and metadata
 reads pass; every other call runs with the dispatch mode pushed and is counted operator
